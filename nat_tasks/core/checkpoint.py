@@ -1,0 +1,87 @@
+"""Checkpoint I/O shared by all tasks: atomic writes and tolerant state-dict loading."""
+import os
+import tempfile
+
+import torch
+
+from .errors import NatError
+
+
+def _atomic_write(path, mode, write):
+    """Write through ``write(file)`` into a temporary file in the same folder, fsync, then rename
+    over ``path``: readers see the old file or the new one, never a torn one."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save(obj, path):
+    """``torch.save`` atomically (see ``_atomic_write``)."""
+    _atomic_write(path, "wb", lambda f: torch.save(obj, f))
+
+
+def atomic_write_bytes(data, path):
+    """Write bytes atomically."""
+    _atomic_write(path, "wb", lambda f: f.write(data))
+
+
+def atomic_write_text(text, path):
+    """Write a text file (JSON, Markdown) atomically."""
+    _atomic_write(path, "w", lambda f: f.write(text))
+
+
+def load_state_dict(path, prefix=None):
+    """Read model weights from our checkpoints, mmengine/torchreid ones, or a plain state_dict.
+
+    Accepts a dict with ``state_dict`` (mmengine, torchreid, ours) or a bare state_dict; strips
+    DDP's ``module.`` prefix; with ``prefix`` keeps only keys under it (``prefix`` removed).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise NatError(f"checkpoint not found: {path}")
+    try:
+        # Our, mmengine's and torchreid's checkpoints hold numpy scalars and history buffers.
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # corrupt or not a torch file
+        raise NatError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from None
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise NatError(f"{path} holds no model state_dict")
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise NatError(f"{path} has no weights under '{prefix}'")
+    return state
+
+
+def load_weights(model, path, prefix=None, what="checkpoint"):
+    """Load weights strictly; a missing key or a shape mismatch is one clear ``NatError`` line."""
+    state = load_state_dict(path, prefix=prefix)
+    own = model.state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+                  for k, v in state.items() if k in own and v.shape != own[k].shape]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if mismatched or missing or unexpected:
+        details = []
+        if mismatched:
+            details.append(f"shape mismatch ({len(mismatched)}), e.g. {mismatched[0]}")
+        if missing:
+            details.append(f"{len(missing)} missing keys, e.g. {missing[0]}")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[0]}")
+        raise NatError(f"{what} {path} does not fit the model: " + "; ".join(details))
+    model.load_state_dict(state)
+    return model
