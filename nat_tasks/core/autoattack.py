@@ -1,6 +1,5 @@
 """AutoAttack through ``pyautoattack`` (the official attack code), never re-implemented here."""
 import logging
-from pathlib import Path
 
 import torch
 
@@ -10,13 +9,16 @@ AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 
 
 def autoattack(model, x, y, *, eps, norm="Linf", version="standard", attacks=None, apgd_steps=None,
-               num_classes=None, batch_size=500, seed=0, device=None, state_path=None, verbose=False):
+               num_classes=None, batch_size=500, seed=0, device=None, verbose=False):
     """Run AutoAttack and return ``(x_adv, robust)`` with ``robust`` a bool tensor per sample.
 
     - ``version='standard'``: APGD-CE, APGD-T (9 targets), FAB-T, Square (5000 queries).
     - ``version='custom'`` with ``attacks`` (e.g. ``['apgd-ce']``) and optionally ``apgd_steps``
       (e.g. APGD-CE with 10/20/50/100 steps, one restart).
-    - ``state_path``: pyautoattack's resumable state file; an interrupted run skips finished attacks.
+    - ``num_classes``: caps the targeted attacks at C-1 target classes (read off one forward
+      pass when not given).
+    pyautoattack 0.2.0's own resumable state file is not exposed: its restore path is broken
+    (the saved attack list is compared with a set; ``y_adv`` is undefined after a restore).
     The model must be in eval mode and take [0, 1] images.
     """
     from pyautoattack import AutoAttack  # heavy import; only evaluation needs it
@@ -33,14 +35,15 @@ def autoattack(model, x, y, *, eps, norm="Linf", version="standard", attacks=Non
     if apgd_steps is not None:
         for apgd in (adversary.apgd, adversary.apgd_targeted):
             _set_apgd_steps(apgd, int(apgd_steps))
-    if num_classes is not None:
-        # Targeted attacks use at most C-1 target classes (9 on 10-class data sets).
-        adversary.apgd_targeted.n_target_classes = min(adversary.apgd_targeted.n_target_classes,
-                                                       num_classes - 1)
-        adversary.fab.n_target_classes = min(adversary.fab.n_target_classes, num_classes - 1)
+    if num_classes is None:
+        with torch.no_grad():
+            num_classes = model(x[:1].to(device)).shape[-1]
+    # Targeted attacks use at most C-1 target classes (9 on 10-class data sets).
+    adversary.apgd_targeted.n_target_classes = min(adversary.apgd_targeted.n_target_classes,
+                                                   num_classes - 1)
+    adversary.fab.n_target_classes = min(adversary.fab.n_target_classes, num_classes - 1)
     logging.getLogger("auto-attack").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    state_path = None if state_path is None else Path(state_path)  # pyautoattack calls .exists()
-    x_adv, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size, state_path=state_path)
+    x_adv, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
     return x_adv, (y_adv.to(y.device) == y)
 
 

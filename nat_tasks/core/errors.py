@@ -35,6 +35,10 @@ def check_finite(loss, what="loss"):
 
 def check_eps(eps, upper=1.0, what="eps"):
     """Budgets live in pixel units; outside [0, upper] is a user mistake, not an attack."""
-    if not 0.0 <= float(eps) <= upper:
+    try:
+        eps = float(eps)
+    except (TypeError, ValueError):
+        raise NatError(f"{what}={eps!r} is not a number") from None
+    if not 0.0 <= eps <= upper:
         raise NatError(f"{what}={eps} is outside [0, {upper}] (budgets are in pixel units)")
-    return float(eps)
+    return eps

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import NatError
+
 
 def nasty_kl(target_logits, adversary_logits, tau):
     """Per-sample KL(softmax(t/tau) || softmax(a/tau)) over the last dim; no grad to the adversary."""
@@ -46,9 +48,9 @@ class NastyLoss(nn.Module):
     def __init__(self, weight, tau, scale_by_tau2=True, kind="softmax"):
         super().__init__()
         if kind not in _KL_BY_KIND:
-            raise ValueError(f"unknown nasty kind {kind!r}; expected one of {sorted(_KL_BY_KIND)}")
+            raise NatError(f"unknown nasty kind {kind!r}; expected one of {sorted(_KL_BY_KIND)}")
         if tau <= 0:
-            raise ValueError(f"nasty tau must be positive, got {tau}")
+            raise NatError(f"nasty tau must be positive, got {tau}")
         self.weight = float(weight)
         self.tau = float(tau)
         self.scale_by_tau2 = bool(scale_by_tau2)

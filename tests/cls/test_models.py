@@ -1,0 +1,78 @@
+"""Every classifier maps [0, 1] images to logits and normalises inside."""
+import pytest
+import torch
+
+from nat_tasks.cls.models import CLASSIFIERS, build_classifier
+from nat_tasks.core.errors import NatError
+
+LIGHT = ["small_cnn", "preact_resnet18", "resnet18", "mobilenet_v2"]
+HEAVY = ["wrn34_10", "vit_small", "resnet50", "densenet121"]  # built once each, at 32x32
+
+
+def logits_of(model, x):
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+def test_every_name_is_covered():
+    assert set(CLASSIFIERS) == set(LIGHT + HEAVY)
+
+
+# Published sizes (10 classes, CIFAR stems): PreActResNet-18 / ResNet-18 11.17M, WRN-34-10 46.16M.
+PUBLISHED_MILLIONS = {"preact_resnet18": 11.17, "resnet18": 11.17, "wrn34_10": 46.16}
+
+
+@pytest.mark.parametrize("name", LIGHT + HEAVY)
+def test_maps_images_to_class_logits(name):
+    torch.manual_seed(0)
+    model = build_classifier(name, 10, image_size=32)
+    batch = 1 if name in HEAVY else 2
+    out = logits_of(model, torch.rand(batch, 3, 32, 32))
+    assert out.shape == (batch, 10) and torch.isfinite(out).all()
+    assert all(k.startswith(("normalize.", "net.")) for k in model.state_dict())
+    if name in PUBLISHED_MILLIONS:
+        millions = sum(p.numel() for p in model.net.parameters()) / 1e6
+        assert millions == pytest.approx(PUBLISHED_MILLIONS[name], abs=0.01)
+
+
+@pytest.mark.parametrize("name", LIGHT)
+def test_grey_scale_inputs(name):
+    model = build_classifier(name, 10, in_channels=1, image_size=28 if name == "small_cnn" else 32,
+                             mean=(0.1307,), std=(0.3081,))
+    size = 28 if name == "small_cnn" else 32
+    assert logits_of(model, torch.rand(3, 1, size, size)).shape == (3, 10)
+
+
+def test_normalisation_is_the_first_layer():
+    torch.manual_seed(0)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    model = build_classifier("small_cnn", 10, mean=mean, std=std).eval()
+    x = torch.rand(2, 3, 32, 32)
+    by_hand = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.net(by_hand), atol=1e-5)
+    other = build_classifier("small_cnn", 10, mean=(0.5,) * 3, std=(0.25,) * 3).eval()
+    other.net.load_state_dict(model.net.state_dict())
+    assert not torch.allclose(logits_of(model, x), logits_of(other, x))
+    plain = build_classifier("small_cnn", 10).eval()  # no mean/std: identity
+    plain.net.load_state_dict(model.net.state_dict())
+    assert torch.allclose(logits_of(plain, x), logits_of(model.net, x))
+
+
+def test_small_inputs_get_a_cifar_stem_and_large_ones_keep_imagenet_stems():
+    small = build_classifier("resnet18", 10, image_size=32).net
+    assert small.conv1.kernel_size == (3, 3) and small.conv1.stride == (1, 1)
+    assert isinstance(small.maxpool, torch.nn.Identity)
+    large = build_classifier("resnet18", 10, image_size=224).net
+    assert large.conv1.stride == (2, 2) and isinstance(large.maxpool, torch.nn.MaxPool2d)
+    assert build_classifier("mobilenet_v2", 10, image_size=32).net.features[0][0].stride == (1, 1)
+    assert build_classifier("mobilenet_v2", 10, image_size=96).net.features[0][0].stride == (2, 2)
+
+
+def test_bad_requests_are_user_errors():
+    with pytest.raises(NatError, match="unknown classifier 'resnet19'.*small_cnn.*densenet121"):
+        build_classifier("resnet19", 10)
+    with pytest.raises(NatError, match="divisible by its patch size"):
+        build_classifier("vit_small", 10, image_size=28)
+    with pytest.raises(NatError, match="one per channel"):
+        build_classifier("small_cnn", 10, in_channels=1, image_size=28, mean=(0.5, 0.5, 0.5), std=(1, 1, 1))

@@ -1,0 +1,131 @@
+"""The frozen adversary stays out of everything that belongs to the target model."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from nat_tasks.core.adversary import FrozenAdversary
+from nat_tasks.core.checkpoint import atomic_save
+from nat_tasks.core.errors import NatError
+
+
+class TargetWithAdversary(nn.Module):
+    """How the detection plug-in holds it: the adversary as an attribute of the trained model."""
+
+    def __init__(self, target, adversary):
+        super().__init__()
+        self.target = target
+        self.adversary = adversary
+
+
+def with_dropout(net):
+    """Dropout makes train mode visible: outputs would change from call to call."""
+    return nn.Sequential(nn.Dropout(0.5), net)
+
+
+@pytest.fixture
+def parent(mlp_factory):
+    torch.manual_seed(0)
+    return TargetWithAdversary(mlp_factory(), FrozenAdversary([with_dropout(mlp_factory()), mlp_factory()]))
+
+
+def test_invisible_to_parameters_state_dict_and_optimizers(parent):
+    target_params = {id(p) for p in parent.target.parameters()}
+    assert {id(p) for p in parent.parameters()} == target_params
+    assert all(k.startswith("target.") for k in parent.state_dict())
+    optimizer = torch.optim.SGD(parent.parameters(), lr=0.1)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(target_params)
+
+
+def test_train_and_requires_grad_of_the_parent_do_not_reach_it(parent):
+    parent.train()
+    parent.requires_grad_(True)
+    assert parent.target.training and not parent.adversary.training
+    assert all(not m.training for member in parent.adversary.models for m in member.modules())
+    assert all(not p.requires_grad for member in parent.adversary.models for p in member.parameters())
+    x = torch.rand(8, 1, 8, 8)
+    assert torch.equal(parent.adversary(x), parent.adversary(x))  # dropout off
+
+
+def test_ensemble_is_the_mean_of_logits_without_grad(parent):
+    x = torch.rand(8, 1, 8, 8, requires_grad=True)
+    first, second = parent.adversary.models
+    logits = parent.adversary(x)
+    with torch.no_grad():
+        assert torch.allclose(logits, (first(x) + second(x)) / 2)
+    assert not logits.requires_grad
+
+
+def test_dtype_and_device_moves_of_the_parent_are_forwarded(parent):
+    parent.to(torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for m in parent.adversary.models for p in m.parameters())
+    parent.to(torch.float32).to("cpu")
+    assert all(p.dtype == torch.float32 and p.device.type == "cpu"
+               for m in parent.adversary.models for p in m.parameters())
+    assert parent.adversary(torch.rand(2, 1, 8, 8)).dtype == torch.float32
+
+
+def test_check_num_classes_names_both_counts(parent):
+    parent.adversary.check_num_classes(4, torch.rand(1, 1, 8, 8))
+    with pytest.raises(NatError, match="4 classes but the target has 10"):
+        parent.adversary.check_num_classes(10, torch.rand(1, 1, 8, 8))
+
+
+def test_needs_a_model():
+    with pytest.raises(NatError):
+        FrozenAdversary([])
+
+
+@pytest.fixture
+def trained_weights(mlp_factory):
+    torch.manual_seed(2)
+    return mlp_factory().state_dict()
+
+
+@pytest.mark.parametrize("layout", ["ours", "plain", "ddp"])
+def test_from_checkpoints_reads_our_plain_and_ddp_files(layout, trained_weights, mlp_factory, tmp_path):
+    if layout == "ours":
+        obj = dict(state_dict=trained_weights, meta=dict(epoch=3))
+    elif layout == "plain":
+        obj = trained_weights
+    else:
+        obj = dict(state_dict={f"module.{k}": v for k, v in trained_weights.items()})
+    path = tmp_path / "adversary.pth"
+    atomic_save(obj, path)
+    adversary = FrozenAdversary.from_checkpoints(mlp_factory, path)
+    reference = mlp_factory()
+    reference.load_state_dict(trained_weights)
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(adversary(x), reference(x))
+    assert not adversary.models[0].training
+
+
+def test_from_checkpoints_builds_an_ensemble(trained_weights, mlp_factory, tmp_path):
+    other = {k: v + 1 for k, v in trained_weights.items()}
+    atomic_save(trained_weights, tmp_path / "a.pth")
+    atomic_save(other, tmp_path / "b.pth")
+    adversary = FrozenAdversary.from_checkpoints(mlp_factory, [tmp_path / "a.pth", str(tmp_path / "b.pth")])
+    assert len(adversary.models) == 2
+    x = torch.rand(3, 1, 8, 8)
+    a, b = mlp_factory(), mlp_factory()
+    a.load_state_dict(trained_weights)
+    b.load_state_dict(other)
+    with torch.no_grad():
+        assert torch.allclose(adversary(x), (a(x) + b(x)) / 2)
+
+
+def test_wrong_class_count_is_one_clear_error(mlp_factory, tmp_path):
+    atomic_save(dict(state_dict=mlp_factory(num_classes=10).state_dict()), tmp_path / "c10.pth")
+    with pytest.raises(NatError) as err:
+        FrozenAdversary.from_checkpoints(lambda: mlp_factory(num_classes=4), tmp_path / "c10.pth")
+    message = str(err.value)
+    assert "c10.pth" in message and "shape mismatch" in message
+    assert "(10, 32) vs (4, 32)" in message or "(10,) vs (4,)" in message
+    assert "\n" not in message
+
+
+def test_deepcopy_keeps_it_frozen(parent):
+    clone = copy.deepcopy(parent)
+    assert not clone.adversary.training and len(list(clone.parameters())) == len(list(parent.parameters()))
