@@ -1,0 +1,148 @@
+"""Re-ID speed targets, each measured as a ratio in one run.
+
+1. ``rank`` (faiss) vs torchreid's ``compute_distance_matrix`` + ``evaluate_rank`` on the same
+   Market-sized features (3368 queries x 15913 gallery, 2048-d; identities with per-image noise,
+   distractors, 6 cameras): time ratio (target >= 5x), identical CMC/mAP, peak memory of a
+   process that only runs ``rank`` (target <= 4 GB).
+2. One AMD&NAT training step / one AMD step, same model, batch and attack (target <= 1.10).
+
+    python benchmarks/bench_reid.py [--part rank|step|all] [--model resnet50 ...]
+"""
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import time
+import types
+import warnings
+
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def market_like_features(num_q=3368, num_g=15913, dim=2048, ids=750, seed=0):
+    """Identity centres plus per-image noise of varying strength (some images are hard)."""
+    rng = np.random.default_rng(seed)
+    distractors = num_g * 2798 // 15913  # Market-1501's share of distractors
+    centres = rng.standard_normal((ids + 1, dim), dtype=np.float32)
+    q_pids = rng.integers(1, ids + 1, num_q)
+    g_pids = np.concatenate([rng.integers(1, ids + 1, num_g - distractors), np.zeros(distractors, int)])
+
+    def sample(pids):
+        noise = rng.standard_normal((len(pids), dim), dtype=np.float32)
+        strength = rng.uniform(0.6, 1.6, (len(pids), 1)).astype(np.float32)
+        feats = centres[pids] + strength * noise
+        distractor = pids == 0
+        feats[distractor] = 1.2 * rng.standard_normal((distractor.sum(), dim), dtype=np.float32)
+        return np.maximum(feats, 0)  # ReLU-pooled features are non-negative
+
+    return (sample(q_pids), sample(g_pids), q_pids, g_pids,
+            rng.integers(0, 6, num_q), rng.integers(0, 6, num_g))
+
+
+def _rank_child(queue, sizes):
+    from nat_tasks.reid.evaluate import rank
+
+    data = market_like_features(*sizes)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    cmc, mAP = rank(*data, ranks=(1, 5, 10, 20, 50))
+    seconds = time.perf_counter() - start
+    queue.put((seconds, cmc, mAP, rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def bench_rank(sizes):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_rank_child, args=(queue, sizes))
+    child.start()
+    seconds, cmc, mAP, rss_before, rss_peak = queue.get()
+    child.join()
+
+    from torchreid.reid import metrics
+
+    qf, gf, q_pids, g_pids, q_camids, g_camids = market_like_features(*sizes)
+    start = time.perf_counter()
+    distmat = metrics.compute_distance_matrix(torch.from_numpy(qf), torch.from_numpy(gf)).numpy()
+    ref_cmc, ref_mAP = metrics.evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids,
+                                             max_rank=50)
+    ref_seconds = time.perf_counter() - start
+    print(f"rank: {len(qf)} x {len(gf)} x {qf.shape[1]}-d")
+    print(f"  torchreid compute_distance_matrix + evaluate_rank: {ref_seconds:.1f} s")
+    print(f"  nat_tasks.reid.evaluate.rank (faiss):               {seconds:.1f} s "
+          f"-> {ref_seconds / seconds:.1f}x faster")
+    print(f"  mAP {mAP:.6f} vs {ref_mAP:.6f} (identical: {mAP == ref_mAP}, |diff| "
+          f"{abs(mAP - ref_mAP):.2e}); CMC identical: {np.array_equal(cmc, ref_cmc)} "
+          f"(max |diff| {np.abs(cmc - ref_cmc).max():.2e}); Rank-1 {cmc[0]:.4f}")
+    print(f"  peak RSS of the rank process: {rss_peak / 2**20:.2f} GB "
+          f"(features + imports before rank: {rss_before / 2**20:.2f} GB)")
+
+
+def bench_step(opts):
+    from nat_tasks.core.adversary import FrozenAdversary
+    from nat_tasks.core.nasty import NastyLoss
+    from nat_tasks.reid.attacks import MetricAttack
+    from nat_tasks.reid.engine import AdversarialTripletEngine
+    from nat_tasks.reid.model import IdLogits, build_reid_model
+
+    batches = types.SimpleNamespace(num_train_pids=opts.ids, train_loader=None, test_loader=None)
+    pids = torch.arange(opts.ids).repeat_interleave(opts.batch_size // opts.ids)
+    data = {"img": torch.rand(len(pids), 3, opts.height, opts.width), "pid": pids}
+    attack = MetricAttack("ifgsm", 8 / 255, 2 / 255, opts.steps)
+    engines = {}
+    for name in ("AMD", "AMD&NAT"):
+        torch.manual_seed(0)
+        model = build_reid_model(opts.model, opts.ids).to(opts.device)
+        nat = name == "AMD&NAT"
+        adversary = FrozenAdversary(IdLogits(build_reid_model(opts.model, opts.ids))).to(opts.device) \
+            if nat else None
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+        engines[name] = AdversarialTripletEngine(batches, model, optimizer, device=opts.device,
+                                                 train_attack=attack, adversary=adversary,
+                                                 nasty=NastyLoss(0.006, 4.0) if nat else None)
+    times = {name: [] for name in engines}
+    for repeat in range(opts.repeats + 1):  # alternate, so a change of machine load hits both
+        for name, engine in engines.items():
+            start = time.perf_counter()
+            engine.forward_backward(data)
+            if opts.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if repeat:  # the first round warms up
+                times[name].append(time.perf_counter() - start)
+    print(f"step: {opts.model} {opts.height}x{opts.width}, batch {len(pids)} "
+          f"(+{len(pids)} adversarial), AMD attack {opts.steps} steps, {opts.repeats} repeats")
+    # The minimum is the least disturbed run on a shared machine; the median is shown too.
+    for stat in (min, statistics.median):
+        amd, nat = stat(times["AMD"]), stat(times["AMD&NAT"])
+        print(f"  {stat.__name__:>6}: AMD {amd:.2f} s, AMD&NAT {nat:.2f} s -> ratio {nat / amd:.3f}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("rank", "step", "all"), default="all")
+    p.add_argument("--queries", type=int, default=3368)
+    p.add_argument("--gallery", type=int, default=15913)
+    p.add_argument("--dim", type=int, default=2048)
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--height", type=int, default=128)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--ids", type=int, default=4)
+    p.add_argument("--steps", type=int, default=10, help="AMD attack steps")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    opts = p.parse_args()
+    warnings.filterwarnings("ignore", message="Cython evaluation")
+    if opts.part in ("rank", "all"):
+        bench_rank((opts.queries, opts.gallery, opts.dim))
+    if opts.part in ("step", "all"):
+        bench_step(opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""torchreid data for re-ID training: [0, 1] images, identity sampling, layout checks, the embedded set.
+
+Images stay in [0, 1] (``norm_mean=0, norm_std=1``): the model normalises inside, so attacks and
+budgets are in pixel units. The generated Market-1501 tree is registered as the torchreid data set
+``synthetic_market1501`` and written under ``ROOT/synthetic_market1501/`` on first use.
+"""
+import os
+import os.path as osp
+import shutil
+import tempfile
+
+from nat_tasks.core.errors import NatError
+
+from .synthetic import SPLITS, write_market_tree
+
+SYNTHETIC = "synthetic_market1501"
+INPUT_SIZE = (256, 128)  # torchreid's Market-1501 default (height, width)
+MARKET_TREE = ("ROOT/market1501/Market-1501-v15.09.15/{bounding_box_train,query,bounding_box_test}/"
+               "*.jpg named like 0002_c1s1_000451_03.jpg")
+
+
+def _registry():
+    from torchreid.reid.data import datasets
+
+    # torchreid keeps its name -> class table module-private; reading it is the only way to check
+    # a name without instantiating (which would start a download for a missing folder).
+    return vars(datasets)["__image_datasets"]
+
+
+def _synthetic_dataset_class():
+    from torchreid.reid.data.datasets.image import Market1501
+
+    class SyntheticMarket1501(Market1501):
+        """The embedded default: a generated Market-1501 tree, written on first use."""
+        dataset_dir = SYNTHETIC
+        dataset_url = None
+
+        def __init__(self, root="", **kwargs):
+            folder = osp.join(osp.abspath(osp.expanduser(root)), SYNTHETIC)
+            if not osp.isdir(folder):
+                write_tree_atomically(folder)
+            super().__init__(root=root, **kwargs)
+
+    return SyntheticMarket1501
+
+
+def write_tree_atomically(folder, **kwargs):
+    """Generate the synthetic tree in a temporary folder and rename it: never a half-written set."""
+    parent = osp.dirname(osp.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_synthetic_")
+    try:
+        write_market_tree(osp.join(tmp, "Market-1501-v15.09.15"), **kwargs)
+        os.rename(tmp, folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not osp.isdir(folder):  # not merely another process winning the race
+            raise
+    return folder
+
+
+def register_datasets():
+    """Make ``synthetic_market1501`` a torchreid data set name (idempotent)."""
+    registry = _registry()
+    if SYNTHETIC not in registry:
+        from torchreid.reid.data import register_image_dataset
+
+        register_image_dataset(SYNTHETIC, _synthetic_dataset_class())
+
+
+def check_dataset(root, name):
+    """Fail with one line, before torchreid could try a download, if the data is not on disk."""
+    register_datasets()
+    registry = _registry()
+    if name not in registry:
+        raise NatError(f"unknown data set {name!r}; torchreid knows {sorted(registry)}")
+    if name == SYNTHETIC:
+        return
+    folder = osp.join(osp.abspath(osp.expanduser(root)), registry[name].dataset_dir)
+    if name == "market1501":
+        base = osp.join(folder, "Market-1501-v15.09.15")
+        base = base if osp.isdir(base) else folder
+        missing = [s for s in SPLITS if not osp.isdir(osp.join(base, s))
+                   or not any(f.endswith(".jpg") for f in os.listdir(osp.join(base, s)))]
+        if missing:
+            raise NatError(f"Market-1501 not found under {root}: no images in {', '.join(missing)} "
+                           f"(expected {MARKET_TREE}; nothing is downloaded)")
+    elif not osp.isdir(folder):
+        raise NatError(f"{name} not found: expected torchreid's layout for it under {folder} "
+                       "(nothing is downloaded)")
+
+
+def build_datamanager(root, name, *, height, width, batch_size, num_instances, workers=0,
+                      use_gpu=False, test_batch_size=None):
+    """torchreid's ``ImageDataManager`` with identity sampling and [0, 1] images."""
+    from torchreid.reid.data import ImageDataManager
+
+    check_dataset(root, name)
+    if batch_size % num_instances:
+        raise NatError(f"batch size {batch_size} must be a multiple of --num-instances {num_instances}")
+    try:
+        return ImageDataManager(
+            root=root, sources=name, height=height, width=width, transforms=["random_flip"],
+            norm_mean=[0.0, 0.0, 0.0], norm_std=[1.0, 1.0, 1.0], use_gpu=use_gpu,
+            batch_size_train=batch_size, batch_size_test=test_batch_size or batch_size,
+            workers=workers, num_instances=num_instances, train_sampler="RandomIdentitySampler")
+    except (RuntimeError, AssertionError, AttributeError, ValueError) as err:
+        # torchreid reports a wrong tree with asserts/RuntimeErrors deep inside its parsers.
+        raise NatError(f"{name} under {root} does not have torchreid's expected layout "
+                       f"({type(err).__name__}: {err or 'bad file names or too few identities'})"
+                       + (f"; expected {MARKET_TREE}" if "market" in name else "")) from None

@@ -1,0 +1,149 @@
+"""torchreid's triplet engine with AMD (metric adversarial training) and the nasty term of NAT.
+
+One step on an identity-sampled batch X (P identities x K images):
+
+    vanilla:  L = w_x * CE_ls(X) + w_t * Triplet(X)
+    AMD:      X' = metric attack on X (guides: the other images of each identity in the batch),
+              L = w_x * CE_ls(X u X') + w_t * Triplet(X u X')
+    AMD&NAT:  L_AMD + NastyLoss(logits(X u X'), adversary_logits(X u X'))
+              = L_AMD - w * tau^2 * mean KL(softmax(z_t / tau) || softmax(z_a / tau))
+
+``CE_ls`` is torchreid's label-smoothed cross entropy, ``Triplet`` its batch-hard triplet loss;
+the sums run over the clean batch *and* its adversarial copy (eq. 5 of the paper), the copy keeping
+the identities, so the triplet loss also pulls each adversarial image to its identity.
+The attack is crafted with the model in eval mode (BN statistics are not moved by attack steps;
+torchreid models return their embedding there) and only touches the input's gradient.
+"""
+import os.path as osp
+import random
+
+import numpy as np
+import torch
+from torchreid.reid import metrics
+from torchreid.reid.engine import ImageTripletEngine
+
+from nat_tasks.core.checkpoint import atomic_save
+from nat_tasks.core.errors import check_finite
+
+from .attacks import attack_centres
+from .evaluate import rank
+from .robustness import extract_features
+
+LATEST = "latest.pth"
+
+
+class AdversarialTripletEngine(ImageTripletEngine):
+    """``ImageTripletEngine`` whose ``forward_backward`` adds AMD and NAT.
+
+    - ``train_attack``: a ``MetricAttack`` (AMD) or ``None`` (vanilla).
+    - ``nasty`` / ``adversary``: core ``NastyLoss`` and a ``FrozenAdversary`` answering ID logits
+      (NAT), or both ``None``.
+    - ``device``: where the batch, model and adversary live (torchreid itself only knows cuda:0).
+    - ``meta``: written into every checkpoint (model name, identities, method, data).
+    Checkpoints (ours, atomic): ``latest.pth`` after every epoch (resumable: model, optimizer,
+    scheduler, RNG states) and ``epoch_N.pth`` whenever torchreid saves a model.
+    """
+
+    def __init__(self, datamanager, model, optimizer, *, device, scheduler=None, margin=0.3,
+                 weight_t=1.0, weight_x=1.0, label_smooth=True, train_attack=None, nasty=None,
+                 adversary=None, save_dir=None, meta=None):
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)  # torchreid's CE moves its targets with .cuda()
+        super().__init__(datamanager, model, optimizer, margin=margin, weight_t=weight_t,
+                         weight_x=weight_x, scheduler=scheduler,
+                         use_gpu=self.device.type == "cuda", label_smooth=label_smooth)
+        if (nasty is None) != (adversary is None):
+            raise ValueError("NAT needs both the nasty loss and the adversary")
+        self.train_attack, self.nasty, self.adversary = train_attack, nasty, adversary
+        self.save_dir, self.meta = save_dir, dict(meta or {})
+
+    # ---- training ------------------------------------------------------------------------------
+
+    def forward_backward(self, data):
+        imgs, pids = self.parse_data_for_train(data)
+        imgs, pids = imgs.to(self.device), pids.to(self.device)
+        if self.train_attack is not None:
+            imgs = torch.cat([imgs, self.adversarial_examples(imgs, pids)])
+            pids = pids.repeat(2)
+        loss, summary = self.loss_terms(imgs, pids)
+        check_finite(loss)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return {name: float(value) for name, value in summary.items()}
+
+    def loss_terms(self, imgs, pids):
+        """Total loss and its logged terms (``loss_t``, ``loss_x`` unweighted as in torchreid;
+        ``loss_nasty`` the term added, ``<= 0``)."""
+        outputs, features = self.model(imgs)
+        loss_t = self.compute_loss(self.criterion_t, features, pids)
+        loss_x = self.compute_loss(self.criterion_x, outputs, pids)
+        loss = self.weight_t * loss_t + self.weight_x * loss_x
+        summary = {"loss_t": loss_t.detach(), "loss_x": loss_x.detach(),
+                   "acc": metrics.accuracy(outputs, pids)[0]}
+        if self.nasty is not None:
+            loss_nasty = self.nasty(outputs, self.adversary(imgs))
+            loss = loss + loss_nasty
+            summary["loss_nasty"] = loss_nasty.detach()
+        summary["loss"] = loss.detach()
+        return loss, summary
+
+    def adversarial_examples(self, imgs, pids):
+        """The AMD inner maximisation: the metric attack guided by the batch's own identities."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                clean = self.model.embed(imgs)
+            self_index = torch.arange(len(imgs), device=imgs.device)
+            push, pull = attack_centres(self.train_attack.kind, clean, pids, clean, pids, self_index)
+            return self.train_attack(self.model.embed, imgs, push, pull)
+        finally:
+            self.model.train(was_training)
+
+    def train(self, *args, **kwargs):
+        super().train(*args, **kwargs)
+        if self.save_dir:
+            atomic_save(self.checkpoint(self.epoch + 1), osp.join(self.save_dir, LATEST))
+
+    def checkpoint(self, epochs_done):
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+               "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"state_dict": self.model.state_dict(), "epoch": epochs_done,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "rng": rng, "meta": self.meta}
+
+    def resume(self, checkpoint):
+        """Continue from ``checkpoint()``: same weights, optimizer, schedule and random streams."""
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None and checkpoint.get("scheduler"):
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        rng = checkpoint["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        return checkpoint["epoch"]
+
+    def save_model(self, epoch, rank1, save_dir, is_best=False):
+        atomic_save(self.checkpoint(epoch + 1), osp.join(save_dir, f"epoch_{epoch + 1}.pth"))
+
+    # ---- evaluation: faiss ranking instead of torchreid's distance matrix ---------------------
+
+    @torch.no_grad()
+    def _evaluate(self, dataset_name="", query_loader=None, gallery_loader=None,
+                  ranks=(1, 5, 10), normalize_feature=False, **unused):
+        qf, q_pids, q_camids = extract_features(self.model.embed, query_loader, self.device)
+        gf, g_pids, g_camids = extract_features(self.model.embed, gallery_loader, self.device)
+        if normalize_feature:
+            qf, gf = torch.nn.functional.normalize(qf, dim=1), torch.nn.functional.normalize(gf, dim=1)
+        cmc, mAP = rank(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=ranks)
+        print(f"** Results ({dataset_name}) ** mAP: {mAP:.1%}  "
+              + "  ".join(f"Rank-{r}: {cmc[r - 1]:.1%}" for r in ranks if r <= len(cmc)))
+        return cmc[0], mAP

@@ -1,0 +1,74 @@
+"""``rank`` equals torchreid's ``evaluate_rank`` (Market-1501 protocol) on the same features."""
+import numpy as np
+import pytest
+import torch
+from torchreid.reid import metrics
+
+from nat_tasks.core.errors import NatError
+from nat_tasks.reid.data import build_datamanager
+from nat_tasks.reid.evaluate import rank
+
+
+def reference(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank):
+    distmat = metrics.compute_distance_matrix(torch.as_tensor(qf), torch.as_tensor(gf)).numpy()
+    return metrics.evaluate_rank(distmat, np.asarray(q_pids), np.asarray(g_pids),
+                                 np.asarray(q_camids), np.asarray(g_camids), max_rank=max_rank)
+
+
+def identity_features(pids, dim, rng, noise=1.0):
+    centres = np.random.default_rng(123).standard_normal((pids.max() + 2, dim)).astype(np.float32)
+    return centres[pids + 1] + noise * rng.standard_normal((len(pids), dim)).astype(np.float32)
+
+
+def test_equals_torchreid_with_camera_filtering_and_distractors():
+    rng = np.random.default_rng(0)
+    q_pids, g_pids = rng.integers(1, 60, 200), rng.integers(0, 60, 1500)  # 0: distractors
+    q_camids, g_camids = rng.integers(0, 6, 200), rng.integers(0, 6, 1500)
+    # Query 0's identity appears in the gallery only under its own camera: it must be skipped.
+    q_pids[0], q_camids[0] = 99, 2
+    g_pids[:3], g_camids[:3] = 99, 2
+    qf, gf = identity_features(q_pids, 32, rng, 1.3), identity_features(g_pids, 32, rng, 1.3)
+
+    cmc, mAP = rank(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10, 20))
+    ref_cmc, ref_mAP = reference(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank=20)
+    assert mAP == ref_mAP  # bit for bit
+    np.testing.assert_array_equal(cmc, ref_cmc)
+    assert 0.2 < mAP < 0.95 and cmc[0] < 1  # a ranking with real errors, not a trivial one
+
+
+def test_hard_queries_beyond_the_first_neighbours():
+    """Correct matches ranked far down (beyond the first faiss round) are still found exactly."""
+    rng = np.random.default_rng(1)
+    q_pids, g_pids = rng.integers(1, 20, 50), rng.integers(1, 20, 3000)
+    q_camids, g_camids = np.zeros(50, int), np.ones(3000, int)
+    qf, gf = identity_features(q_pids, 16, rng, 4.0), identity_features(g_pids, 16, rng, 4.0)
+    cmc, mAP = rank(qf, gf, q_pids, g_pids, q_camids, g_camids)
+    ref_cmc, ref_mAP = reference(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank=10)
+    assert mAP == ref_mAP
+    np.testing.assert_array_equal(cmc, ref_cmc)
+
+
+def test_on_a_market_tree_read_by_torchreid(market_root):
+    """Junk (-1) images never reach the ranking: torchreid's Market loader drops them."""
+    dm = build_datamanager(str(market_root), "market1501", height=32, width=16, batch_size=16,
+                           num_instances=4)
+    query, gallery = dm.test_loader["market1501"]["query"], dm.test_loader["market1501"]["gallery"]
+    q_pids = np.array([p for _, p, _, _ in query.dataset.data])
+    g_pids = np.array([p for _, p, _, _ in gallery.dataset.data])
+    q_camids = np.array([c for _, _, c, _ in query.dataset.data])
+    g_camids = np.array([c for _, _, c, _ in gallery.dataset.data])
+    assert (g_pids == 0).any() and not (g_pids == -1).any()
+    rng = np.random.default_rng(2)
+    qf, gf = identity_features(q_pids, 8, rng, 1.5), identity_features(g_pids, 8, rng, 1.5)
+    cmc, mAP = rank(qf, gf, q_pids, g_pids, q_camids, g_camids)
+    ref_cmc, ref_mAP = reference(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank=10)
+    assert mAP == ref_mAP
+    np.testing.assert_array_equal(cmc, ref_cmc)
+
+
+def test_bad_inputs_are_one_line_errors():
+    qf, gf = np.zeros((3, 4), np.float32), np.zeros((5, 8), np.float32)
+    with pytest.raises(NatError, match="4-d but gallery features 8-d"):
+        rank(qf, gf, [1, 2, 3], [1] * 5, [0] * 3, [1] * 5)
+    with pytest.raises(NatError, match="no query identity appears"):
+        rank(qf, np.zeros((5, 4), np.float32), [1, 2, 3], [7] * 5, [0] * 3, [1] * 5)
