@@ -1,0 +1,136 @@
+"""Detection speed: one MTD+NAT training step / one MTD step (target <= 1.10), and images/s of
+the adversarial test loop, clean and under each attack.
+
+    python benchmarks/bench_det.py [--config configs/demo/demo_mtd.py] [--batch-size 16]
+        [--iters 10] [--device cpu] [--data-root DIR] [--test-images 32]
+
+Both training steps use the same detector, batch and optimiser; the NAT adversary is a detector of
+the same config (its weights do not change the cost). Without --data-root a demo VOC tree is
+generated in a temporary folder.
+"""
+import argparse
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+from nat_tasks.core.errors import cli_entry  # noqa: E402
+from nat_tasks.det.cli import select_device  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(path, data_root, batch_size, test_images):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(path)
+    for split in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[split].dataset.data_root = data_root
+        cfg[split].batch_size = batch_size
+    cfg.test_dataloader.dataset.indices = test_images
+    cfg.model.pop("nasty", None)
+    return cfg
+
+
+def bench_training(cfg, adversary_config, adversary_checkpoint, iters):
+    """Median seconds of one ``train_step`` (MTD attack, forward, backward, optimiser step).
+
+    The two detectors step in turn, so a load change on a shared machine hits both alike.
+    """
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import build_optim_wrapper
+    from mmdet.registry import DATASETS, MODELS
+
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    batch = pseudo_collate([dataset[i] for i in range(cfg.train_dataloader.batch_size)])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    steppers = {}
+    for name in ("mtd", "mtd_nat"):
+        model_cfg = copy.deepcopy(cfg.model)
+        if name == "mtd_nat":
+            model_cfg.nasty = dict(weight=0.04, tau=4.0, adversary=dict(
+                config=adversary_config, checkpoint=adversary_checkpoint))
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg).to(device).train()
+        steppers[name] = (model, build_optim_wrapper(model, cfg.optim_wrapper))
+    times = {name: [] for name in steppers}
+    for i in range(iters + 2):
+        for name, (model, optim_wrapper) in steppers.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model.train_step(batch, optim_wrapper)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i >= 2:  # the first two are warm-up
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_test_loop(cfg, checkpoint, work_dir):
+    from mmengine.runner import Runner
+
+    cfg = copy.deepcopy(cfg)
+    cfg.model.pop("mtd", None)
+    cfg.load_from = checkpoint
+    cfg.work_dir = work_dir
+    cfg.test_cfg = dict(type="AdversarialTestLoop", attacks=["none", "cls", "loc", "dag", "rap"],
+                        attack_cfg=dict(eps=8, alpha=2, steps=10, dag_steps=150))
+    metrics = Runner.from_cfg(cfg).test()
+    return {key.split("/")[0]: value for key, value in metrics.items() if key.endswith("images_per_s")}
+
+
+@cli_entry
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=os.path.join(REPO, "configs", "demo", "demo_mtd.py"))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--test-images", type=int, default=32)
+    parser.add_argument("--data-root")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    select_device(args.device)
+
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    import nat_tasks.det  # noqa: F401
+    from nat_tasks.core.checkpoint import atomic_save
+    from nat_tasks.det.demo_data import write_demo_voc
+
+    register_all_modules()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root = args.data_root
+        if data_root is None:
+            data_root = os.path.join(tmp, "VOCdevkit")
+            write_demo_voc(data_root, max(64, args.batch_size), args.test_images)
+        cfg = _config(args.config, os.path.join(data_root, ""), args.batch_size, args.test_images)
+        adversary_config = os.path.join(tmp, "adversary.py")
+        cfg_vanilla = copy.deepcopy(cfg)
+        cfg_vanilla.model.pop("mtd", None)
+        cfg_vanilla.dump(adversary_config)
+        checkpoint = os.path.join(tmp, "adversary.pth")
+        atomic_save({"state_dict": MODELS.build(cfg_vanilla.model).state_dict()}, checkpoint)
+
+        steps = bench_training(cfg, adversary_config, checkpoint, args.iters)
+        speeds = bench_test_loop(cfg, checkpoint, os.path.join(tmp, "work"))
+
+    print(f"config {os.path.relpath(args.config, REPO)}, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    print(f"MTD step      {steps['mtd'] * 1000:8.1f} ms")
+    print(f"MTD+NAT step  {steps['mtd_nat'] * 1000:8.1f} ms")
+    print(f"ratio MTD+NAT / MTD = {steps['mtd_nat'] / steps['mtd']:.3f} (target <= 1.10)")
+    for attack, value in speeds.items():
+        print(f"test loop {attack:>5}: {value:8.2f} images/s")
+
+
+if __name__ == "__main__":
+    main()

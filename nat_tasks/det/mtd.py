@@ -1,0 +1,82 @@
+"""MTD (Zhang & Wang, ICCV 2019): adversarial training from the task domain that hurts most.
+
+Per image, two candidates are crafted in the same Linf ball around the clean pixels: one ascends
+the classification loss, one the localisation loss (each from its own random start). Each image
+keeps the candidate with the larger total (cls + loc) loss; the detector trains on that batch.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from ..core.attacks import projected_gradient_ascent
+from ..core.errors import check_eps
+from .pixel_space import PIXEL_BOUNDS
+
+TASKS = ("cls", "loc")
+
+
+@dataclass
+class MTDConfig:
+    """Attack of the MTD inner maximisation, in 0..255 pixel units.
+
+    Defaults: eps 8 (the MTD paper's budget); one step of size eps from a uniform random start
+    (our reading of MTD's single-step training attack; raise ``steps`` and lower ``alpha`` for a
+    multi-step inner attack).
+    """
+    eps: float = 8.0
+    alpha: float = 8.0
+    steps: int = 1
+    random_start: bool = True
+
+    def __post_init__(self):
+        check_eps(self.eps, upper=255.0, what="mtd eps")
+        check_eps(self.alpha, upper=255.0, what="mtd alpha")
+        self.steps = int(self.steps)
+
+
+class TaskLosses:
+    """``pixels -> (cls, loc)`` per-image losses of a detector against fixed anchor targets.
+
+    The targets are assigned on the first call (they depend only on the ground truth and the
+    feature-map sizes) and reused by every later call.
+    """
+
+    def __init__(self, detector, adapter, pixel_space, data_samples, gt_instances=None):
+        self.detector, self.adapter, self.pixel_space = detector, adapter, pixel_space
+        self.data_samples, self.gt_instances = data_samples, gt_instances
+        self.targets = None
+
+    def outputs(self, pixels):
+        cls_scores, bbox_preds = self.adapter.forward(self.detector, self.pixel_space.to_inputs(pixels))
+        if self.targets is None:
+            self.targets = self.adapter.targets(cls_scores, self.data_samples, self.gt_instances)
+        return self.adapter.flat_logits(cls_scores), self.adapter.flat_deltas(bbox_preds)
+
+    def __call__(self, pixels):
+        return self.adapter.per_image_losses(*self.outputs(pixels), self.targets)
+
+    def task(self, name):
+        index = TASKS.index(name)
+        return lambda pixels: self(pixels)[index]
+
+
+def select_per_image(candidates, scores):
+    """Per image, the candidate with the largest score.
+
+    ``candidates``: (K, B, ...) stacked candidate batches; ``scores``: (K, B). Returns the (B, ...)
+    batch and the (B,) index of the chosen candidate.
+    """
+    choice = scores.argmax(dim=0)
+    return candidates[choice, torch.arange(candidates.shape[1], device=candidates.device)], choice
+
+
+def craft_mtd(losses, pixels, config):
+    """The MTD batch for clean ``pixels`` (B, C, H, W) in 0..255: (adversarial pixels, choice)."""
+    candidates = torch.stack([
+        projected_gradient_ascent(
+            losses.task(task), pixels, eps=config.eps, alpha=config.alpha, steps=config.steps,
+            random_start=config.random_start, bounds=PIXEL_BOUNDS)
+        for task in TASKS])
+    with torch.no_grad():
+        totals = torch.stack([sum(losses(candidate)) for candidate in candidates])
+    return select_per_image(candidates, totals)

@@ -1,0 +1,82 @@
+"""Train a detector with mmengine's Runner (mmdet's tools/train.py command line, plus --device).
+
+    python tools/train.py configs/voc_mtd_nat.py [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--device cpu|cuda|cuda:N]
+"""
+import argparse
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# torch >= 2.6 loads weights_only by default; mmengine's checkpoints hold numpy scalars.
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+# mmengine imports pkg_resources (setuptools < 81 is pinned for it); its deprecation notice is noise.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+from nat_tasks.core.errors import NatError, cli_entry  # noqa: E402
+from nat_tasks.det.cli import load_config, select_device  # noqa: E402
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(description="Train a detector (MTD / NAT plug-in for mmdet)")
+    parser.add_argument("config", help="train config file path")
+    parser.add_argument("--work-dir", help="the dir to save logs and models")
+    parser.add_argument("--amp", action="store_true", help="automatic mixed precision training")
+    parser.add_argument("--auto-scale-lr", action="store_true", help="scale the LR with the batch size")
+    parser.add_argument("--resume", nargs="?", type=str, const="auto",
+                        help="resume from CKPT, or from the latest checkpoint of the work dir if no "
+                             "path is given")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction,
+                        help="override config settings, key=value (mmengine syntax)")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    select_device(args.device)
+
+    from mmengine.runner import Runner
+    from mmdet.registry import RUNNERS
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+
+    from nat_tasks.det.adversary import check_adversary_files
+    from nat_tasks.det.voc_checks import check_voc_config
+
+    setup_cache_size_limit_of_dynamo()
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg.launcher = args.launcher
+    if args.amp:
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    if args.auto_scale_lr:
+        if "base_batch_size" not in cfg.get("auto_scale_lr", {}):
+            raise NatError("--auto-scale-lr needs auto_scale_lr.base_batch_size in the config")
+        cfg.auto_scale_lr.enable = True
+    if args.resume == "auto":
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not os.path.isfile(args.resume):
+            raise NatError(f"--resume checkpoint not found: {args.resume}")
+        cfg.resume, cfg.load_from = True, args.resume
+    if cfg.get("load_from") and not os.path.isfile(cfg.load_from):
+        raise NatError(f"load_from checkpoint not found: {cfg.load_from}")
+    check_voc_config(cfg, splits=("train_dataloader", "val_dataloader") if cfg.get("val_cfg")
+                     else ("train_dataloader",))
+    if cfg.model.get("nasty"):
+        check_adversary_files(cfg.model.nasty.get("adversary"))
+
+    runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == "__main__":
+    main()
