@@ -31,10 +31,17 @@ def _random_start(x, eps, norm):
     return direction * radius * eps
 
 
-def _ascent_step(x_adv, grad, alpha, norm):
-    if norm == "Linf":
+STEP_RULES = ("sign", "l2", "max_normalized")
+
+
+def _ascent_step(x_adv, grad, alpha, step_rule):
+    if step_rule == "sign":
         return x_adv + alpha * grad.sign()
-    return x_adv + alpha * grad / _per_sample_norm(grad).clamp_min(1e-12)
+    if step_rule == "l2":
+        return x_adv + alpha * grad / _per_sample_norm(grad).clamp_min(1e-12)
+    # DAG's rule: the largest coordinate moves by alpha, the others in proportion.
+    max_abs = grad.flatten(1).abs().amax(dim=1).view(-1, *([1] * (grad.dim() - 1)))
+    return x_adv + alpha * grad / max_abs.clamp_min(1e-12)
 
 
 def _project(x_adv, x, eps, norm, bounds):
@@ -47,10 +54,13 @@ def _project(x_adv, x, eps, norm, bounds):
 
 
 def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", random_start=True,
-                              bounds=(0.0, 1.0), restarts=1, is_success=None, early_stop=False):
+                              bounds=(0.0, 1.0), restarts=1, is_success=None, early_stop=False,
+                              step_rule=None):
     """Maximise ``loss_fn(x_adv)`` (a per-sample loss of shape (B,)) within ``||x_adv - x|| <= eps``.
 
-    - ``norm``: ``'Linf'`` (sign steps) or ``'L2'`` (normalised-gradient steps).
+    - ``norm``: ``'Linf'`` or ``'L2'``: the ball projected onto.
+    - ``step_rule``: ``'sign'`` (default for Linf), ``'l2'`` (``g / ||g||_2``, default for L2) or
+      ``'max_normalized'`` (``g / ||g||_inf``, the step of DAG).
     - ``restarts``: independent runs; per sample the best is kept: a success (``is_success``
       given) beats any failure, otherwise the larger final loss wins.
     - ``early_stop``: with ``is_success(x_adv) -> bool (B,)``, samples stop moving once successful.
@@ -58,6 +68,9 @@ def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", ran
     """
     if norm not in NORMS:
         raise NatError(f"unknown norm {norm!r}; expected one of {NORMS}")
+    step_rule = step_rule or ("sign" if norm == "Linf" else "l2")
+    if step_rule not in STEP_RULES:
+        raise NatError(f"unknown step rule {step_rule!r}; expected one of {STEP_RULES}")
     if early_stop and is_success is None:
         raise ValueError("early_stop needs is_success")
     x = x.detach()
@@ -71,7 +84,7 @@ def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", ran
             with torch.enable_grad():
                 loss = loss_fn(x_adv)
                 grad, = torch.autograd.grad(loss.sum(), x_adv)
-            stepped = _project(_ascent_step(x_adv.detach(), grad, alpha, norm), x, eps, norm, bounds)
+            stepped = _project(_ascent_step(x_adv.detach(), grad, alpha, step_rule), x, eps, norm, bounds)
             if early_stop:
                 with torch.no_grad():
                     active = ~is_success(x_adv.detach())

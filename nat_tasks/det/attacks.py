@@ -9,9 +9,8 @@ ground truth (positives: anchors matched to a ground-truth box).
 - ``dag`` (Xie et al. 2017): dense targets = the positive anchors with their true label, each
   given a random wrong (foreground) label; ascend ``sum(z_wrong - z_true)`` over the targets that
   are still classified correctly, steps of ``gamma`` (0.5) for up to 150 iterations, an image stops
-  once none of its targets is correct. Deviation: the step is the Linf sign step of the shared
-  engine (``gamma * sign(g)``, not ``gamma * g / ||g||_inf``) and the result is projected to the
-  same eps ball as the other attacks.
+  once none of its targets is correct; the step is ``gamma * g / ||g||_inf`` as in the paper.
+  Deviation: the result is projected to the same eps ball as the other attacks.
 - ``rap`` (Li et al. 2018), transferred to one-stage heads: anchors act as proposals and
   ``1 - p(background)`` (sigmoid heads: the max class probability) as objectness. Ascend, over the
   positive anchors, ``mean log(1 - objectness)`` over those with objectness > 0.1 (the label loss:
@@ -90,7 +89,8 @@ def attack_dag(losses, pixels, config):
 
     return projected_gradient_ascent(
         dag_loss, pixels, eps=config.eps, alpha=config.dag_gamma, steps=config.dag_steps,
-        random_start=False, bounds=PIXEL_BOUNDS, is_success=fooled, early_stop=True)
+        random_start=False, bounds=PIXEL_BOUNDS, is_success=fooled, early_stop=True,
+        step_rule="max_normalized")
 
 
 def attack_rap(losses, pixels, config):

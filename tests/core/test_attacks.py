@@ -156,3 +156,15 @@ def test_bad_options_are_user_errors(toy_model, test_batch):
         pgd(toy_model, x, y, eps=EPS, alpha=0.01, steps=1, norm="L3")
     with pytest.raises(NatError, match="attack loss"):
         pgd(toy_model, x, y, eps=EPS, alpha=0.01, steps=1, loss="dlr")
+
+
+def test_max_normalized_step_moves_the_largest_coordinate_by_alpha():
+    # loss = <c, x>: the gradient is c, so one DAG-style step is x + alpha * c / max|c|.
+    c = torch.tensor([[0.5, -2.0, 1.0], [4.0, 1.0, -1.0]])
+    x = torch.full((2, 3), 100.0)
+    x_adv = projected_gradient_ascent(lambda z: (z * c).sum(dim=1), x, eps=8.0, alpha=0.5, steps=1,
+                                      random_start=False, bounds=(0.0, 255.0), step_rule="max_normalized")
+    expected = x + 0.5 * c / c.abs().amax(dim=1, keepdim=True)
+    assert torch.allclose(x_adv, expected)
+    with pytest.raises(NatError, match="step rule"):
+        projected_gradient_ascent(lambda z: z.sum(dim=1), x, eps=1.0, alpha=1.0, steps=1, step_rule="adam")
