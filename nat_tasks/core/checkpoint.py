@@ -7,6 +7,12 @@ import torch
 from .errors import NatError
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path, mode, write):
     """Write through ``write(file)`` into a temporary file in the same folder, fsync, then rename
     over ``path``: readers see the old file or the new one, never a torn one."""
@@ -19,6 +25,7 @@ def _atomic_write(path, mode, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -57,3 +57,14 @@ def test_load_weights_reports_missing_and_unexpected_keys(tmp_path):
         load_weights(model, tmp_path / "m.pth", what="target checkpoint")
     assert "target checkpoint" in str(err.value)
     assert "missing keys, e.g. bias" in str(err.value) and "unexpected keys, e.g. extra" in str(err.value)
+
+
+def test_atomic_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        atomic_save({"w": torch.zeros(1)}, tmp_path / "model.pth")
+        atomic_write_text("{}", tmp_path / "results.json")
+    finally:
+        os.umask(mask)
+    for name in ("model.pth", "results.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644

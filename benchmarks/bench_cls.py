@@ -1,0 +1,104 @@
+"""Classification benchmarks; prints one JSON object.
+
+(a) NAT overhead: time of one NAT training step / one PGD-AT step with the same batch composition
+    (PGD-AT on X ∪ X', i.e. ``pgd_at`` with ``include_clean=True``): same model (PreActResNet-18,
+    32x32, batch 64, PGD-10), NAT's adversary also a PreActResNet-18. A step is the method's loss,
+    backward and an SGD update, as in training. Steps are interleaved (NAT, ref, NAT, ref, ...) so
+    load changes hit both alike; the figure is the median of the per-pair ratios. Target <= 1.06.
+(b) The embedded demo (``tools/train_cls.py`` without a config) as a subprocess: wall time and
+    peak RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss``). Target <= 600 s and <= 3 GB on 2 CPU cores.
+
+    python benchmarks/bench_cls.py [--repeats 5] [--batch-size 64] [--device cpu] [--skip-demo] [--skip-overhead]
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def nat_overhead(repeats, batch_size, device, steps=10):
+    from nat_tasks.cls.methods import build_method
+    from nat_tasks.cls.models import build_classifier
+    from nat_tasks.core.adversary import FrozenAdversary
+
+    torch.manual_seed(0)
+    attack = dict(eps=8 / 255, alpha=2 / 255, steps=steps)
+
+    def setup(method_cfg, adversary=None):
+        torch.manual_seed(0)
+        model = build_classifier("preact_resnet18", 10).to(device).train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        return model, optimizer, build_method(method_cfg, adversary=adversary)
+
+    adversary = FrozenAdversary(build_classifier("preact_resnet18", 10)).to(device)
+    nat = setup(dict(type="nat", w=0.006, tau=4.0, **attack), adversary)
+    ref = setup(dict(type="pgd_at", include_clean=True, **attack))
+    x = torch.rand(batch_size, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+
+    def step(model, optimizer, method):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = sum(v for k, v in method(model, x, y).items() if "loss" in k)
+        loss.backward()
+        optimizer.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    step(*nat), step(*ref)  # warm-up
+    nat_times, ref_times = [], []
+    for _ in range(repeats):
+        nat_times.append(step(*nat))
+        ref_times.append(step(*ref))
+    ratios = [n / r for n, r in zip(nat_times, ref_times)]
+    return dict(model="preact_resnet18", adversary="preact_resnet18", batch_size=batch_size, pgd_steps=steps,
+                device=device, threads=torch.get_num_threads(), repeats=repeats,
+                nat_step_s=round(statistics.median(nat_times), 3), pgd_at_step_s=round(statistics.median(ref_times), 3),
+                ratio_median=round(statistics.median(ratios), 4), ratios=[round(r, 4) for r in ratios], target=1.06)
+
+
+def demo_cost(device):
+    with tempfile.TemporaryDirectory() as work_dir:
+        env = dict(os.environ, MPLBACKEND="Agg")
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "train_cls.py"), "--work-dir", work_dir,
+                               "--device", device], cwd=REPO, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"the demo failed:\n{proc.stderr[-3000:]}")
+        with open(os.path.join(work_dir, "results.json")) as f:
+            results = json.load(f)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    return dict(wall_s=round(seconds, 1), peak_rss_mb=round(peak_mb), target_s=600, target_rss_mb=3072,
+                models={m["model"]: dict(clean=m["clean"], pgd20=m["pgd20"], aa=m["aa"], tail_mass=m["tail_mass"])
+                        for m in results["models"]}, demo_seconds=results["seconds"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--skip-overhead", action="store_true")
+    args = parser.parse_args()
+    report = {}
+    if not args.skip_overhead:
+        report["nat_overhead"] = nat_overhead(args.repeats, args.batch_size, args.device)
+    if not args.skip_demo:
+        report["demo"] = demo_cost(args.device)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

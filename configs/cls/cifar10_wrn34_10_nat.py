@@ -1,0 +1,7 @@
+# NAT of WRN-34-10 on CIFAR-10 (Table 1) against a vanilla-trained WRN-34-10.
+_base_ = ['./cifar10_preact18_nat.py']
+
+model = dict(arch='wrn34_10',
+             adversary=dict(arch='wrn34_10',
+                            checkpoint='work_dirs/cifar10_wrn34_10_vanilla/epoch_300.pth',
+                            trained_by='configs/cls/cifar10_wrn34_10_vanilla.py'))

@@ -1,0 +1,68 @@
+"""Bad input to tools/train_cls.py: one clear line on stderr, non-zero exit, no traceback, nothing lost."""
+import pytest
+import torch
+
+from nat_tasks.cls.models import build_classifier
+from .train_helpers import assert_one_line_error, run_tool, write_cifar10, write_config
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    data = write_cifar10(str(tmp / "data"))
+    config = write_config(tmp / "tiny.py", data_root=data, model=dict(method=dict(steps=1)), train_cfg=dict(max_epochs=1))
+    torch.save(build_classifier("small_cnn", 100).state_dict(), tmp / "cifar100_adversary.pth")
+    return tmp, data, config
+
+
+def nat_options(checkpoint):
+    return ["model.method.type=nat", "model.adversary.arch=small_cnn", f"model.adversary.checkpoint={checkpoint}",
+            "model.adversary.trained_by=configs/cls/cifar10_preact18_vanilla.py"]
+
+
+def test_missing_data_root_names_the_expected_layout(setup, tmp_path):
+    _, _, config = setup
+    proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w", "--data-root", tmp_path / "nowhere")
+    assert_one_line_error(proc, "CIFAR10 data_root", "does not exist", "cifar-10-batches-py")
+
+
+@pytest.mark.parametrize("options,fragment", [
+    (["model.arch=resnet999"], "unknown classifier 'resnet999'"),
+    (["model.method.type=mart"], "unknown method 'mart'"),
+    (["model.method.eps=1.5"], "eps=1.5 is outside [0,"),
+])
+def test_bad_config_values(setup, tmp_path, options, fragment):
+    _, _, config = setup
+    proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w", "--cfg-options", *options)
+    assert_one_line_error(proc, fragment)
+
+
+def test_missing_adversary_checkpoint_says_which_config_trains_it(setup, tmp_path):
+    _, _, config = setup
+    proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w",
+                    "--cfg-options", *nat_options(tmp_path / "missing.pth"))
+    assert_one_line_error(proc, "missing.pth not found", "python tools/train_cls.py configs/cls/cifar10_preact18_vanilla.py")
+
+
+def test_incompatible_adversary_and_nothing_on_disk_is_lost(setup, tmp_path):
+    tmp, _, config = setup
+    work_dir = tmp_path / "w"
+    work_dir.mkdir()
+    (work_dir / "epoch_1.pth").write_bytes(b"an earlier checkpoint")
+    (work_dir / "results.json").write_text('{"keep": true}')
+    proc = run_tool("train_cls.py", config, "--work-dir", work_dir,
+                    "--cfg-options", *nat_options(tmp / "cifar100_adversary.pth"))
+    assert_one_line_error(proc, "adversary checkpoint (small_cnn, 10 classes)", "shape mismatch")
+    assert (work_dir / "epoch_1.pth").read_bytes() == b"an earlier checkpoint"
+    assert (work_dir / "results.json").read_text() == '{"keep": true}'
+
+
+def test_diverging_loss_stops_with_one_line(setup, tmp_path):
+    _, _, config = setup
+    proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w",
+                    "--cfg-options", "optim_wrapper.optimizer.lr=1e30", "optim_wrapper.optimizer.momentum=0")
+    assert_one_line_error(proc, "training loss became", "diverged")
+
+
+def test_missing_config(tmp_path):
+    assert_one_line_error(run_tool("train_cls.py", tmp_path / "nope.py"), "config file not found")

@@ -1,0 +1,147 @@
+"""The mmengine trainer end to end on tiny CIFAR-format data: checkpoints, logs, resume, adversary."""
+import glob
+import json
+import os
+
+import pytest
+import torch
+
+from nat_tasks.cls.classifier import AdversarialClassifier, build_adversary, load_classifier_weights
+from nat_tasks.cls.models import build_classifier
+from nat_tasks.cls.train import load_config, train
+from nat_tasks.core.errors import NatError
+from .train_helpers import write_cifar10, write_config
+
+PGD = dict(eps=4 / 255, alpha=2 / 255, steps=2)
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    return write_cifar10(str(tmp_path_factory.mktemp("cifar")))
+
+
+def run(tmp_path, name, data_root, max_epochs=2, resume=False, work_dir=None, **sections):
+    path = write_config(tmp_path / f"{name}.py", data_root=data_root, **sections)
+    cfg = load_config(path, work_dir=work_dir or str(tmp_path / name), resume=resume,
+                      cfg_options={"train_cfg.max_epochs": max_epochs})
+    return train(cfg).work_dir
+
+
+def scalars(work_dir):
+    (path,) = glob.glob(os.path.join(work_dir, "*", "vis_data", "scalars.json"))
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(cifar, tmp_path_factory):
+    """PGD-AT for 2 epochs without interruption (random crops, shuffling and PGD starts all draw)."""
+    tmp = tmp_path_factory.mktemp("straight")
+    return run(tmp, "pgdat", cifar, model=dict(method=PGD))
+
+
+def test_best_and_last_checkpoints_logs_and_no_temporary_files(straight_run):
+    files = sorted(os.listdir(straight_run))
+    assert "epoch_2.pth" in files and "epoch_1.pth" not in files  # the last one is kept
+    assert any(f.startswith("best_robust_acc_epoch_") for f in files)
+    with open(os.path.join(straight_run, "last_checkpoint")) as f:
+        assert f.read().strip().endswith("epoch_2.pth")
+    assert not glob.glob(os.path.join(straight_run, "**", ".tmp_*"), recursive=True)  # atomic writes
+    rows = scalars(straight_run)
+    assert any("loss_ce_adv" in r and "lr" in r for r in rows)
+    val = [r for r in rows if "robust_acc" in r]
+    assert len(val) == 2 and all(0 <= r["robust_acc"] <= 100 and 0 <= r["clean_acc"] <= 100 for r in val)
+    assert glob.glob(os.path.join(straight_run, "*", "vis_data", "events.out.tfevents.*"))  # TensorBoard
+
+
+def test_resume_reproduces_the_uninterrupted_run(straight_run, cifar, tmp_path):
+    work_dir = str(tmp_path / "resumed")
+    run(tmp_path, "pgdat", cifar, max_epochs=1, work_dir=work_dir, model=dict(method=PGD))
+    run(tmp_path, "pgdat", cifar, max_epochs=2, work_dir=work_dir, resume=True, model=dict(method=PGD))
+    straight, resumed = weights(os.path.join(straight_run, "epoch_2.pth")), weights(os.path.join(work_dir, "epoch_2.pth"))
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_nat_adversary_is_frozen_and_not_saved(cifar, tmp_path):
+    vanilla_dir = run(tmp_path, "vanilla", cifar, max_epochs=1, model=dict(method=dict(_delete_=True, type="vanilla")))
+    adversary_ckpt = os.path.join(vanilla_dir, "epoch_1.pth")
+    before = weights(adversary_ckpt)
+    nat_dir = run(tmp_path, "nat", cifar, max_epochs=1, model=dict(
+        method=dict(type="nat", w=0.05, tau=4.0, **PGD),
+        adversary=dict(arch="small_cnn", checkpoint=adversary_ckpt)))
+    ckpt = torch.load(os.path.join(nat_dir, "epoch_1.pth"), map_location="cpu", weights_only=False)
+    assert all(k.startswith("classifier.") for k in ckpt["state_dict"])  # no adversary inside
+    n_params = len(list(build_classifier("small_cnn", 10).parameters()))
+    assert len(ckpt["optimizer"]["param_groups"][0]["params"]) == n_params  # adversary not optimised
+    assert all(torch.equal(before[k], v) for k, v in weights(adversary_ckpt).items())
+    rows = [r for r in scalars(nat_dir) if "loss_nasty" in r]
+    assert rows and all(r["loss_nasty"] <= 0 and {"loss_ce", "ce_clean", "ce_adv"} <= r.keys() for r in rows)
+
+
+def make_model(**kwargs):
+    return AdversarialClassifier(arch="small_cnn", num_classes=10, method=dict(type="vanilla"), **kwargs)
+
+
+def test_adversary_is_invisible_to_parameters_state_dict_and_train(tmp_path):
+    net = build_classifier("small_cnn", 10)
+    torch.save(net.state_dict(), tmp_path / "plain.pth")  # a plain Classifier state_dict
+    model = make_model(adversary=dict(arch="small_cnn", checkpoint=str(tmp_path / "plain.pth")))
+    assert len(list(model.parameters())) == len(list(net.parameters()))
+    assert all(k.startswith("classifier.") for k in model.state_dict())
+    model.train()
+    assert not model.adversary.models[0].training
+
+
+def test_nan_loss_is_a_clear_error():
+    model = make_model()
+    with pytest.raises(NatError, match="training diverged"):
+        model.parse_losses(dict(loss_ce=torch.tensor(float("nan")), loss_nasty=torch.tensor(0.0)))
+
+
+def test_adversary_checkpoint_formats(tmp_path):
+    info = dict(num_classes=10, in_channels=3, image_size=32, mean=None, std=None)
+    source = build_classifier("small_cnn", **info)
+    torch.save(dict(state_dict={f"classifier.{k}": v for k, v in source.state_dict().items()}, meta={}),
+               tmp_path / "ours.pth")
+    torch.save(source.net.state_dict(), tmp_path / "bare_net.pth")
+    x = torch.rand(2, 3, 32, 32)
+    for name in ("ours.pth", "bare_net.pth"):
+        adversary = build_adversary(dict(arch="small_cnn", checkpoint=str(tmp_path / name)), info)
+        assert torch.allclose(adversary(x), source.eval()(x))
+    ensemble = build_adversary(dict(arch="small_cnn", checkpoint=[str(tmp_path / "ours.pth")] * 2), info)
+    assert len(ensemble.models) == 2
+
+
+def test_missing_and_incompatible_adversaries_fail_clearly(tmp_path):
+    with pytest.raises(NatError, match="not found; train it with `python tools/train_cls.py configs/x.py`"):
+        make_model(adversary=dict(arch="small_cnn", checkpoint=str(tmp_path / "none.pth"), trained_by="configs/x.py"))
+    torch.save(build_classifier("small_cnn", 100).state_dict(), tmp_path / "c100.pth")
+    with pytest.raises(NatError, match=r"adversary checkpoint \(small_cnn, 10 classes\) .* shape mismatch"):
+        make_model(adversary=dict(arch="small_cnn", checkpoint=str(tmp_path / "c100.pth")))
+
+
+def test_classifier_loads_its_own_trainer_checkpoint(straight_run):
+    net = load_classifier_weights(build_classifier("small_cnn", 10), os.path.join(straight_run, "epoch_2.pth"))
+    saved = weights(os.path.join(straight_run, "epoch_2.pth"))
+    assert torch.equal(net.state_dict()["net.0.weight"], saved["classifier.net.0.weight"])
+
+
+def test_atomic_checkpoint_backend_never_leaves_a_torn_file(tmp_path):
+    from mmengine.fileio import get_file_backend
+
+    backend = get_file_backend(str(tmp_path), backend_args=dict(backend="atomic_local"))
+    target = tmp_path / "epoch_1.pth"
+    backend.put(b"complete checkpoint", str(target))
+    assert target.read_bytes() == b"complete checkpoint"
+    with pytest.raises(TypeError):
+        backend.put("not bytes: the write fails midway", str(target))
+    assert target.read_bytes() == b"complete checkpoint"
+    backend.put_text("epoch_1.pth", str(tmp_path / "last"))
+    assert (tmp_path / "last").read_text() == "epoch_1.pth"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "last"]
