@@ -21,15 +21,13 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from nat_tasks.core.checkpoint import atomic_write_text  # noqa: E402
 from nat_tasks.core.errors import NatError, cli_entry  # noqa: E402
-from nat_tasks.det.cli import load_config, select_device  # noqa: E402
+from nat_tasks.det.cli import add_runner_args, load_config, parse_runner_args, select_device  # noqa: E402
 
 ATTACK_CHOICES = ("none", "cls", "loc", "dag", "rap")
 COLUMNS = {"none": "clean", "cls": "A_cls", "loc": "A_loc", "dag": "DAG", "rap": "RAP"}
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
-
     parser = argparse.ArgumentParser(description="Evaluate a detector clean and under attacks")
     parser.add_argument("config")
     parser.add_argument("checkpoint")
@@ -42,13 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir")
     parser.add_argument("--out", help="results JSON path (a .md table is written next to it)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction)
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 def _map_of(metrics, attack):

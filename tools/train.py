@@ -15,12 +15,10 @@ os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from nat_tasks.core.errors import NatError, cli_entry  # noqa: E402
-from nat_tasks.det.cli import load_config, select_device  # noqa: E402
+from nat_tasks.det.cli import add_runner_args, load_config, parse_runner_args, select_device  # noqa: E402
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
-
     parser = argparse.ArgumentParser(description="Train a detector (MTD / NAT plug-in for mmdet)")
     parser.add_argument("config", help="train config file path")
     parser.add_argument("--work-dir", help="the dir to save logs and models")
@@ -29,14 +27,8 @@ def parse_args(argv=None):
     parser.add_argument("--resume", nargs="?", type=str, const="auto",
                         help="resume from CKPT, or from the latest checkpoint of the work dir if no "
                              "path is given")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction,
-                        help="override config settings, key=value (mmengine syntax)")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 @cli_entry

@@ -5,6 +5,23 @@ import os.path as osp
 from ..core.errors import NatError
 
 
+def add_runner_args(parser):
+    """The options both tools share with mmdet's: overrides, launcher, device, local rank."""
+    from mmengine.config import DictAction
+
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction,
+                        help="override config settings, key=value (mmengine syntax)")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+
+
+def parse_runner_args(parser, argv):
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
 def select_device(device):
     """mmengine's Runner puts the model on ``get_device()`` (cuda when visible), so ``--device`` is
     applied through CUDA_VISIBLE_DEVICES before torch starts: ``cpu``, ``cuda`` or ``cuda:N``."""
