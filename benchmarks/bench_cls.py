@@ -3,14 +3,18 @@
 (a) NAT overhead: time of one NAT training step / one PGD-AT step with the same batch composition
     (PGD-AT on X ∪ X', i.e. ``pgd_at`` with ``include_clean=True``): same model (PreActResNet-18,
     32x32, batch 64, PGD-10), NAT's adversary also a PreActResNet-18. A step is the method's loss,
-    backward and an SGD update, as in training. Steps are interleaved (NAT, ref, NAT, ref, ...) so
-    load changes hit both alike; the figure is the median of the per-pair ratios. Target <= 1.06.
+    backward and an SGD update, as in training. One NAT run per adversary precision
+    (``--adversary-precisions``: float32, the default, and bfloat16 autocast). Steps are interleaved
+    (ref, NAT, NAT-bf16, ref, ...) so load changes hit all alike; each figure is the median of the
+    per-round ratios NAT / ref. Target <= 1.06.
 (b) The embedded demo (``tools/train_cls.py`` without a config) as a subprocess: wall time and
     peak RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss``). Target <= 600 s and <= 3 GB on 2 CPU cores.
 
-    python benchmarks/bench_cls.py [--repeats 5] [--batch-size 64] [--device cpu] [--skip-demo] [--skip-overhead]
+    python benchmarks/bench_cls.py [--repeats 5] [--batch-size 64] [--device cpu]
+        [--adversary-precisions float32 bfloat16] [--skip-demo] [--skip-overhead]
 """
 import argparse
+import copy
 import json
 import os
 import resource
@@ -19,13 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import torch
 
+# Benchmark names -> FrozenAdversary(precision=...): float32 is the default (the caller's precision).
+PRECISION = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def nat_overhead(repeats, batch_size, device, steps=10):
+def nat_overhead(repeats, batch_size, device, precisions, steps=10):
     from nat_tasks.cls.methods import build_method
     from nat_tasks.cls.models import build_classifier
     from nat_tasks.core.adversary import FrozenAdversary
@@ -39,9 +46,12 @@ def nat_overhead(repeats, batch_size, device, steps=10):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         return model, optimizer, build_method(method_cfg, adversary=adversary)
 
-    adversary = FrozenAdversary(build_classifier("preact_resnet18", 10)).to(device)
-    nat = setup(dict(type="nat", w=0.006, tau=4.0, **attack), adversary)
-    ref = setup(dict(type="pgd_at", include_clean=True, **attack))
+    adversary_model = build_classifier("preact_resnet18", 10)
+    runs = {"pgd_at": setup(dict(type="pgd_at", include_clean=True, **attack))}
+    for precision in precisions:  # the same frozen weights, run in each precision
+        # A copy each: a reduced precision also changes the weights' memory layout.
+        adversary = FrozenAdversary(copy.deepcopy(adversary_model), PRECISION[precision]).to(device)
+        runs[f"nat_{precision}"] = setup(dict(type="nat", w=0.006, tau=4.0, **attack), adversary)
     x = torch.rand(batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
 
@@ -55,16 +65,25 @@ def nat_overhead(repeats, batch_size, device, steps=10):
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    step(*nat), step(*ref)  # warm-up
-    nat_times, ref_times = [], []
+    with warnings.catch_warnings(record=True) as caught:  # warm-up; verifies reduced precision
+        warnings.simplefilter("always")
+        for run in runs.values():
+            step(*run)
+    fallbacks = sorted({str(w.message) for w in caught if "runs without autocast" in str(w.message)})
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        nat_times.append(step(*nat))
-        ref_times.append(step(*ref))
-    ratios = [n / r for n, r in zip(nat_times, ref_times)]
-    return dict(model="preact_resnet18", adversary="preact_resnet18", batch_size=batch_size, pgd_steps=steps,
-                device=device, threads=torch.get_num_threads(), repeats=repeats,
-                nat_step_s=round(statistics.median(nat_times), 3), pgd_at_step_s=round(statistics.median(ref_times), 3),
-                ratio_median=round(statistics.median(ratios), 4), ratios=[round(r, 4) for r in ratios], target=1.06)
+        for name, run in runs.items():
+            times[name].append(step(*run))
+    report = dict(model="preact_resnet18", adversary="preact_resnet18", batch_size=batch_size,
+                  pgd_steps=steps, device=device, threads=torch.get_num_threads(), repeats=repeats,
+                  pgd_at_step_s=round(statistics.median(times["pgd_at"]), 3), target=1.06,
+                  reduced_precision_fallbacks=fallbacks)
+    for precision in precisions:
+        ratios = [n / r for n, r in zip(times[f"nat_{precision}"], times["pgd_at"])]
+        report[f"nat_adversary_{precision}"] = dict(
+            nat_step_s=round(statistics.median(times[f"nat_{precision}"]), 3),
+            ratio_median=round(statistics.median(ratios), 4), ratios=[round(r, 4) for r in ratios])
+    return report
 
 
 def demo_cost(device):
@@ -89,12 +108,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--adversary-precisions", nargs="+", choices=PRECISION, default=["float32", "bfloat16"],
+                        help="one NAT run per precision of the frozen adversary (its autocast dtype)")
     parser.add_argument("--skip-demo", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
     args = parser.parse_args()
     report = {}
     if not args.skip_overhead:
-        report["nat_overhead"] = nat_overhead(args.repeats, args.batch_size, args.device)
+        report["nat_overhead"] = nat_overhead(args.repeats, args.batch_size, args.device,
+                                             args.adversary_precisions)
     if not args.skip_demo:
         report["demo"] = demo_cost(args.device)
     print(json.dumps(report, indent=2))

@@ -4,11 +4,15 @@
    Market-sized features (3368 queries x 15913 gallery, 2048-d; identities with per-image noise,
    distractors, 6 cameras): time ratio (target >= 5x), identical CMC/mAP, peak memory of a
    process that only runs ``rank`` (target <= 4 GB).
-2. One AMD&NAT training step / one AMD step, same model, batch and attack (target <= 1.10).
+2. One AMD&NAT training step / one AMD step, same model, batch and attack (target <= 1.10), for
+   each precision of the frozen adversary (float32, the default, and bfloat16 autocast). Engines
+   run interleaved; the figure is the median of the per-round ratios.
 
-    python benchmarks/bench_reid.py [--part rank|step|all] [--model resnet50 ...]
+    python benchmarks/bench_reid.py [--part rank|step|all] [--model resnet50]
+        [--adversary-precisions float32 bfloat16] [--repeats 8]
 """
 import argparse
+import copy
 import multiprocessing as mp
 import os
 import resource
@@ -23,6 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+# Benchmark names -> FrozenAdversary(precision=...): float32 is the default (the caller's precision).
+PRECISION = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def market_like_features(num_q=3368, num_g=15913, dim=2048, ids=750, seed=0):
@@ -94,32 +101,42 @@ def bench_step(opts):
     pids = torch.arange(opts.ids).repeat_interleave(opts.batch_size // opts.ids)
     data = {"img": torch.rand(len(pids), 3, opts.height, opts.width), "pid": pids}
     attack = MetricAttack("ifgsm", 8 / 255, 2 / 255, opts.steps)
+    adversary_net = IdLogits(build_reid_model(opts.model, opts.ids))  # one set of frozen weights
+    variants = {"AMD": None, **{f"AMD&NAT ({p})": p for p in opts.adversary_precisions}}
     engines = {}
-    for name in ("AMD", "AMD&NAT"):
-        torch.manual_seed(0)
+    for name, precision in variants.items():
+        torch.manual_seed(0)  # the same initial target in every engine
         model = build_reid_model(opts.model, opts.ids).to(opts.device)
-        nat = name == "AMD&NAT"
-        adversary = FrozenAdversary(IdLogits(build_reid_model(opts.model, opts.ids))).to(opts.device) \
-            if nat else None
+        nat = name != "AMD"
+        # A copy each: a reduced precision also changes the weights' memory layout.
+        adversary = FrozenAdversary(copy.deepcopy(adversary_net), PRECISION[precision]).to(
+            opts.device) if nat else None
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
         engines[name] = AdversarialTripletEngine(batches, model, optimizer, device=opts.device,
                                                  train_attack=attack, adversary=adversary,
                                                  nasty=NastyLoss(0.006, 4.0) if nat else None)
     times = {name: [] for name in engines}
-    for repeat in range(opts.repeats + 1):  # alternate, so a change of machine load hits both
+    for repeat in range(opts.repeats + 1):  # interleaved, so a change of machine load hits all
         for name, engine in engines.items():
             start = time.perf_counter()
-            engine.forward_backward(data)
+            with warnings.catch_warnings(record=True) as caught:  # the first round verifies bf16
+                warnings.simplefilter("always")
+                engine.forward_backward(data)
+            for w in caught:
+                if "runs without autocast" in str(w.message):
+                    print(f"  {name}: {w.message}")
             if opts.device.startswith("cuda"):
                 torch.cuda.synchronize()
             if repeat:  # the first round warms up
                 times[name].append(time.perf_counter() - start)
     print(f"step: {opts.model} {opts.height}x{opts.width}, batch {len(pids)} "
-          f"(+{len(pids)} adversarial), AMD attack {opts.steps} steps, {opts.repeats} repeats")
-    # The minimum is the least disturbed run on a shared machine; the median is shown too.
-    for stat in (min, statistics.median):
-        amd, nat = stat(times["AMD"]), stat(times["AMD&NAT"])
-        print(f"  {stat.__name__:>6}: AMD {amd:.2f} s, AMD&NAT {nat:.2f} s -> ratio {nat / amd:.3f}")
+          f"(+{len(pids)} adversarial), AMD attack {opts.steps} steps, {opts.repeats} rounds, "
+          f"{torch.get_num_threads()} threads")
+    print(f"  AMD: median {statistics.median(times['AMD']):.2f} s")
+    for name in list(engines)[1:]:
+        ratios = [n / a for n, a in zip(times[name], times["AMD"])]
+        print(f"  {name}: median {statistics.median(times[name]):.2f} s -> ratio to AMD: median "
+              f"{statistics.median(ratios):.3f} (rounds: {' '.join(f'{r:.3f}' for r in ratios)})")
 
 
 def main():
@@ -134,7 +151,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--ids", type=int, default=4)
     p.add_argument("--steps", type=int, default=10, help="AMD attack steps")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=8)
+    p.add_argument("--adversary-precisions", nargs="+", choices=PRECISION,
+                   default=["float32", "bfloat16"], help="one AMD&NAT engine per adversary precision")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     opts = p.parse_args()
     warnings.filterwarnings("ignore", message="Cython evaluation")

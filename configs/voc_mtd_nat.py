@@ -11,6 +11,8 @@ model = dict(
         scale_by_tau2=True,
         # 'sampled': positives + SSD's hard-mined negatives (the anchors its CE trains on); 'all'.
         anchors='sampled',
+        # 'bfloat16'/'float16': the frozen adversary runs under autocast (cheaper on fast-bf16 GPUs).
+        adversary_precision=None,
         adversary=dict(
             config='{{fileDirname}}/voc_vanilla.py',
             checkpoint='work_dirs/voc_vanilla/epoch_24.pth')))

@@ -22,7 +22,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from mmengine.registry import METRICS, MODELS
 
-from nat_tasks.core.adversary import FrozenAdversary
+from nat_tasks.core.adversary import FrozenAdversary, check_precision
 from nat_tasks.core.attacks import pgd
 from nat_tasks.core.checkpoint import load_state_dict, load_weights
 from nat_tasks.core.errors import NatError, check_eps, check_finite
@@ -58,13 +58,14 @@ def classifier_from_config(model_cfg, checkpoint=None):
     return classifier if checkpoint is None else load_classifier_weights(classifier, checkpoint)
 
 
-def build_adversary(cfg, data_info):
+def build_adversary(cfg, data_info, precision=None):
     """A ``FrozenAdversary`` from ``dict(arch, checkpoint, trained_by=None)`` or a list of them.
 
     ``checkpoint`` may be a list (an ensemble of one architecture); a list of dicts mixes
     architectures (Table 7's ensemble). ``trained_by`` names the config that trains the adversary,
     quoted when its checkpoint is missing.
     """
+    check_precision(precision)  # before any checkpoint is read
     members = []
     for entry in cfg if isinstance(cfg, (list, tuple)) else [cfg]:
         entry = dict(entry)
@@ -84,7 +85,7 @@ def build_adversary(cfg, data_info):
             raise NatError(f"adversary checkpoint {path} not found{hint}")
         what = f"adversary checkpoint ({arch}, {data_info['num_classes']} classes)"
         models.append(load_classifier_weights(build_classifier(arch, **data_info), path, what=what))
-    return FrozenAdversary(models)
+    return FrozenAdversary(models, precision)
 
 
 @MODELS.register_module()
@@ -95,16 +96,20 @@ class AdversarialClassifier(BaseModel):
       (``models.build_classifier``).
     - ``method``: ``dict(type=name, **settings)`` (``methods.build_method``).
     - ``adversary``: for NAT, ``dict(arch, checkpoint, trained_by)`` or a list (ensemble).
+    - ``adversary_precision``: ``None`` (float32) or ``'bfloat16'``/``'float16'``: the adversary's
+      forward under autocast, about half its cost on hardware with fast bfloat16/float16.
     - ``val_attack``: ``dict(eps, alpha, steps, n_examples)``: the Linf PGD of validation.
     """
 
     def __init__(self, arch, num_classes, method, *, in_channels=3, image_size=32, mean=None, std=None,
-                 adversary=None, val_attack=None, data_preprocessor=None, init_cfg=None):
+                 adversary=None, adversary_precision=None, val_attack=None, data_preprocessor=None,
+                 init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         data_info = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
                          mean=mean, std=std)
         self.classifier = build_classifier(arch, **data_info)
-        self.adversary = build_adversary(adversary, data_info) if adversary is not None else None
+        self.adversary = (build_adversary(adversary, data_info, adversary_precision)
+                          if adversary is not None else None)
         self.method = build_method(method, adversary=self.adversary)
         self.val_attack = {**dict(eps=8 / 255, alpha=2 / 255, steps=10, n_examples=1000), **(val_attack or {})}
         check_eps(self.val_attack["eps"], what="val_attack eps")

@@ -80,10 +80,10 @@ def check_compatible(target_head, adversary_head, where):
                        "location or anchor sizes differ from the target's)")
 
 
-def build_frozen_adversary(spec, target_head):
+def build_frozen_adversary(spec, target_head, precision=None):
     members = []
     for member in _members(spec):
         detector = build_adversary_detector(member["config"], member["checkpoint"])
         check_compatible(target_head, detector.bbox_head, member["checkpoint"])
         members.append(AnchorLogits(detector))
-    return FrozenAdversary(members)
+    return FrozenAdversary(members, precision)

@@ -34,6 +34,7 @@ class MTDNATMixin:
         if nasty:
             nasty = dict(nasty)
             adversary = nasty.pop("adversary", None)
+            precision = nasty.pop("adversary_precision", None)
             self.nasty_anchors = nasty.pop("anchors", "sampled")
             if adversary is None:
                 raise NatError("model.nasty needs adversary=dict(config=..., checkpoint=...)")
@@ -41,7 +42,7 @@ class MTDNATMixin:
                 raise NatError(f"model.nasty.anchors={self.nasty_anchors!r}; expected one of {NASTY_ANCHORS}")
             self.nasty = NastyLoss(kind=head_adapter(self.bbox_head).kind, **nasty)
             # FrozenAdversary keeps its detector out of parameters()/state_dict() and follows .to().
-            self.adversary = build_frozen_adversary(adversary, self.bbox_head)
+            self.adversary = build_frozen_adversary(adversary, self.bbox_head, precision)
 
     def loss(self, batch_inputs, batch_data_samples):
         if self.mtd is None and self.nasty is None:

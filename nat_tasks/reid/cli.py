@@ -48,6 +48,9 @@ def build_parser():
                    "(default: train or reuse one in <work-dir>/adversary_vanilla)")
     g.add_argument("--adversary-model", help="architecture of a torchreid --adversary checkpoint "
                    "(ours record it; default --model)")
+    g.add_argument("--adversary-precision", choices=("bfloat16", "float16"),
+                   help="run the frozen adversary under autocast in this dtype (about half its "
+                        "cost on GPUs/CPUs with fast bf16/fp16; default: float32)")
     g.add_argument("--nasty-weight", type=float, default=0.006)
     g.add_argument("--nasty-tau", type=float, default=4.0)
     g.add_argument("--train-attack", choices=ATTACKS, default="ifgsm", help="AMD's inner attack")

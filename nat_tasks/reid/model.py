@@ -131,7 +131,9 @@ def load_checkpoint_model(path, default_model, num_classes=None, what="checkpoin
     return load_reid_weights(net, state, path, what), meta
 
 
-def load_adversary(path, default_model, num_classes):
-    """NAT's frozen re-ID model: ours record their architecture (Table 7 may mix them)."""
+def load_adversary(path, default_model, num_classes, precision=None):
+    """NAT's frozen re-ID model: ours record their architecture (Table 7 may mix them).
+
+    ``precision``: ``None`` or an autocast dtype name (``FrozenAdversary``)."""
     net, _ = load_checkpoint_model(path, default_model, num_classes, what="adversary")
-    return FrozenAdversary(IdLogits(net))
+    return FrozenAdversary(IdLogits(net), precision)

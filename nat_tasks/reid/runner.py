@@ -103,12 +103,13 @@ def _build_engine(opts, method, work_dir, adversary_path):
     if method == "amd_nat":
         nasty = NastyLoss(opts.nasty_weight, opts.nasty_tau)
         adversary = load_adversary(adversary_path, opts.adversary_model or opts.model,
-                                   num_classes).to(device)
+                                   num_classes, opts.adversary_precision).to(device)
     meta = {"model": opts.model, "num_classes": num_classes, "method": method,
             "dataset": opts.dataset, "height": opts.height, "width": opts.width,
             "train_attack": vars(train_attack) if train_attack else None,
             "nasty": {"weight": nasty.weight, "tau": nasty.tau, "scale_by_tau2": nasty.scale_by_tau2,
-                      "adversary": adversary_path} if nasty else None}
+                      "adversary": adversary_path, "adversary_precision": adversary.precision}
+            if nasty else None}
     return AdversarialTripletEngine(datamanager, model, optimizer, device=device,
                                     scheduler=scheduler, margin=opts.margin,
                                     train_attack=train_attack, nasty=nasty, adversary=adversary,

@@ -37,6 +37,13 @@ def test_bad_config_values(setup, tmp_path, options, fragment):
     assert_one_line_error(proc, fragment)
 
 
+def test_unknown_adversary_precision(setup, tmp_path):
+    _, _, config = setup
+    proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w", "--cfg-options",
+                    *nat_options(tmp_path / "any.pth"), "model.adversary_precision=fp8")
+    assert_one_line_error(proc, "adversary precision 'fp8'")
+
+
 def test_missing_adversary_checkpoint_says_which_config_trains_it(setup, tmp_path):
     _, _, config = setup
     proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w",

@@ -1,5 +1,6 @@
 """The frozen adversary stays out of everything that belongs to the target model."""
 import copy
+import warnings
 
 import pytest
 import torch
@@ -129,3 +130,96 @@ def test_wrong_class_count_is_one_clear_error(mlp_factory, tmp_path):
 def test_deepcopy_keeps_it_frozen(parent):
     clone = copy.deepcopy(parent)
     assert not clone.adversary.training and len(list(clone.parameters())) == len(list(parent.parameters()))
+
+
+class AutocastProbe(nn.Module):
+    """Records the autocast dtype its forward runs under (``None``: autocast off)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.seen = net, []
+
+    def forward(self, x):
+        device = x.device.type
+        self.seen.append(torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None)
+        return self.net(x)
+
+
+@pytest.mark.parametrize("precision, dtype", [("bfloat16", torch.bfloat16), ("float16", torch.float16)])
+def test_reduced_precision_runs_under_autocast_once_verified(mlp_factory, precision, dtype):
+    torch.manual_seed(0)
+    probe = AutocastProbe(mlp_factory())
+    adversary = FrozenAdversary(probe, precision=precision)
+    x = torch.rand(16, 1, 8, 8)
+    with torch.no_grad():
+        exact = probe.net(x)
+    first, second = adversary(x), adversary(x)
+    assert probe.seen == [dtype, None, dtype]  # first batch of a shape: both runs; then autocast only
+    assert first.dtype == second.dtype == torch.float32 and torch.equal(first, second)
+    assert not torch.equal(first, exact) and torch.allclose(first, exact, atol=0.05)
+
+
+class BrokenUnderAutocast(AutocastProbe):
+    """A member whose reduced-precision kernels return garbage (seen with oneDNN bf16 on a 4x2 map)."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        return out * float("nan") if self.seen[-1] is not None and x.shape[0] == 4 else out
+
+
+def test_a_shape_whose_reduced_precision_is_wrong_runs_exact(mlp_factory):
+    probe = BrokenUnderAutocast(mlp_factory())
+    adversary = FrozenAdversary(probe, precision="bfloat16")
+    x = torch.rand(4, 1, 8, 8)
+    with pytest.warns(UserWarning, match=r"bfloat16 logits on inputs of shape \(4, 1, 8, 8\)"):
+        first = adversary(x)
+    second = adversary(x)
+    with torch.no_grad():
+        exact = probe.net(x)
+    assert torch.equal(first, exact) and torch.equal(second, exact)
+    assert probe.seen == [torch.bfloat16, None, None]  # never autocast again for that shape
+    adversary(torch.rand(5, 1, 8, 8))  # another shape is verified on its own (and is fine)
+    assert probe.seen[3:] == [torch.bfloat16, None]
+
+
+def test_reduced_precision_uses_the_channels_last_layout():
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 4))
+    x = torch.rand(4, 3, 12, 12)
+    with torch.no_grad():
+        exact = conv.eval()(x)
+    untouched = FrozenAdversary(copy.deepcopy(conv))
+    assert untouched.models[0][0].weight.is_contiguous()
+    adversary = FrozenAdversary(conv, precision="bfloat16")
+    assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(adversary(x), exact, atol=0.05)
+
+
+def test_default_precision_is_the_callers(mlp_factory):
+    probe = AutocastProbe(mlp_factory())
+    adversary = FrozenAdversary(probe)
+    adversary(torch.rand(2, 1, 8, 8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        adversary(torch.rand(2, 1, 8, 8))
+    assert probe.seen == [None, torch.bfloat16]
+
+
+def test_unknown_precision_is_one_clear_error(mlp_factory):
+    with pytest.raises(NatError, match="adversary precision 'fp8'"):
+        FrozenAdversary(mlp_factory(), precision="fp8")
+
+
+def test_bfloat16_answers_are_faithful_where_a_cpu_kernel_is_not():
+    # torch 2.14 + oneDNN on AMX CPUs: this bf16 convolution returns NaN/garbage (4x2 -> 2x1 map);
+    # elsewhere it is fine. Either way the adversary must answer (close to) the exact logits.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(256, 512, 3, stride=2, padding=1, bias=False), nn.Flatten(),
+                        nn.Linear(1024, 5))
+    x = torch.rand(8, 256, 4, 2)
+    with torch.no_grad():
+        exact = net.eval()(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        answer = FrozenAdversary(net, precision="bfloat16")(x)
+    assert torch.allclose(answer, exact, atol=0.05 * exact.abs().max().item())

@@ -222,6 +222,22 @@ def test_adversary_stays_out_of_the_detector(trained_tiny):
     assert next(member.parameters()).dtype == torch.bfloat16  # follows the parent's moves
 
 
+def test_adversary_precision_reaches_the_frozen_adversary(trained_tiny):
+    config, _, checkpoint = trained_tiny
+    nasty = dict(weight=0.5, tau=2.0, adversary_precision="bfloat16",
+                 adversary=dict(config=config, checkpoint=checkpoint))
+    detector, cfg = build_detector(config, nasty=nasty)
+    exact, _ = build_detector(config, nasty={**nasty, "adversary_precision": None})
+    assert detector.adversary.precision == "bfloat16" and exact.adversary.precision is None
+    from nat_tasks.det.pixel_space import PixelSpace
+
+    inputs, _ = preprocessed(detector, data_batch(cfg, 2))
+    pixels = PixelSpace(detector.data_preprocessor).to_pixels(inputs)
+    reduced, full = detector.adversary(pixels), exact.adversary(pixels)
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, full)
+    torch.testing.assert_close(reduced, full, atol=0.05 * max(1.0, full.abs().max().item()), rtol=0)
+
+
 def test_retinanet_nasty_term_is_the_bernoulli_kind(tiny_config, tmp_path):
     from mmengine.config import Config
 

@@ -35,11 +35,12 @@ def test_resume_reproduces_the_uninterrupted_run(market_root, tiny_args, tmp_pat
 def test_nat_trains_then_reuses_its_vanilla_adversary_and_evaluates(
         market_root, vanilla_checkpoint, tiny_args, tmp_path, capsys):
     work = tmp_path / "nat"
-    main(tiny_args(market_root, work, "--nat", "--epochs", 1))
+    main(tiny_args(market_root, work, "--nat", "--epochs", 1, "--adversary-precision", "bfloat16"))
     assert "training the vanilla counterpart" in capsys.readouterr().out
     adversary = work / "adversary_vanilla" / "epoch_1.pth"
     nat = load(work / "epoch_1.pth")
     assert nat["meta"]["method"] == "amd_nat" and nat["meta"]["nasty"]["adversary"] == str(adversary)
+    assert nat["meta"]["nasty"]["adversary_precision"] == "bfloat16"
     assert load(adversary)["meta"]["method"] == "vanilla"
     assert not any("adversary" in k for k in nat["state_dict"])  # never saved inside the target
 
