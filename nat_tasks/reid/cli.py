@@ -2,6 +2,7 @@
 import argparse
 from fractions import Fraction
 
+from nat_tasks.core.adversary import PRECISIONS
 from nat_tasks.core.errors import NatError, cli_entry
 from nat_tasks.core.pixel import default_device
 
@@ -48,7 +49,7 @@ def build_parser():
                    "(default: train or reuse one in <work-dir>/adversary_vanilla)")
     g.add_argument("--adversary-model", help="architecture of a torchreid --adversary checkpoint "
                    "(ours record it; default --model)")
-    g.add_argument("--adversary-precision", choices=("bfloat16", "float16"),
+    g.add_argument("--adversary-precision", choices=tuple(PRECISIONS),
                    help="run the frozen adversary under autocast in this dtype (about half its "
                         "cost on GPUs/CPUs with fast bf16/fp16; default: float32)")
     g.add_argument("--nasty-weight", type=float, default=0.006)

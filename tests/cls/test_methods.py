@@ -154,6 +154,16 @@ def test_adversary_gets_no_gradient():
     assert all(p.grad is None and not p.requires_grad for m in adv.models for p in m.parameters())
 
 
+def test_model_adversary_precision_reaches_the_adversary_nat_uses(tmp_path):
+    from nat_tasks.cls.classifier import AdversarialClassifier
+
+    torch.save(build_classifier("small_cnn", 10).state_dict(), tmp_path / "adversary.pth")
+    model = AdversarialClassifier("small_cnn", 10, dict(type="nat", eps=0.1, alpha=0.05, steps=1),
+                                  adversary=dict(arch="small_cnn", checkpoint=str(tmp_path / "adversary.pth")),
+                                  adversary_precision="bfloat16")
+    assert model.adversary.precision == "bfloat16" and model.method.adversary is model.adversary
+
+
 @pytest.mark.parametrize("cfg,message", [
     (dict(type="mart"), "unknown method 'mart'"),
     (dict(type="pgd_at", eps=1.5, alpha=0.1, steps=2), "eps=1.5 is outside [0,"),
