@@ -96,6 +96,15 @@ class FrozenAdversary(nn.Module):
         run = self._reduced_logits if self._faithful[key] else self._mean_logits
         return run(x, *args, **kwargs)
 
+    def differentiable(self, x, *args, **kwargs):
+        """Mean logits with autograd to the *input*, in the caller's precision.
+
+        For an attacker who knows the adversary (eq. 14): the members stay frozen (eval mode,
+        ``requires_grad=False``, so no parameter ever gets a gradient), but ``x`` does.
+        """
+        with torch.enable_grad():
+            return self._mean_logits(x, *args, **kwargs)
+
     def _mean_logits(self, x, *args, **kwargs):
         return _mean([model(x, *args, **kwargs) for model in self._frozen])
 

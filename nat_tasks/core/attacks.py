@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import NatError
-from .nasty import nasty_kl
+from .nasty import NastyLoss
 
 NORMS = ("Linf", "L2")
 
@@ -122,18 +122,16 @@ def cw_margin_loss(logits, y, x_adv=None):
 class NatAdaptiveLoss:
     """The adaptive attacker's objective (eq. 14): ``CE - w * tau^2 * KL(p_t || p_a)`` per sample.
 
-    The attacker knows the defence, the adversary model and its weight/temperature.
+    The attacker knows the defence: the adversary model, its weight and temperature. The gradient
+    flows through both ``p_t(x + delta)`` and ``p_a(x + delta)``; the adversary stays frozen.
     """
 
     def __init__(self, adversary, weight, tau, scale_by_tau2=True):
-        self.adversary, self.weight, self.tau = adversary, float(weight), float(tau)
-        self.scale = self.tau ** 2 if scale_by_tau2 else 1.0
+        self.adversary = adversary
+        self.nasty = NastyLoss(weight, tau, scale_by_tau2, reduction="none", through_adversary=True)
 
     def __call__(self, logits, y, x_adv):
-        with torch.no_grad():
-            adversary_logits = self.adversary(x_adv)
-        kl = nasty_kl(logits, adversary_logits, self.tau)
-        return ce_loss(logits, y) - self.weight * self.scale * kl
+        return ce_loss(logits, y) + self.nasty(logits, self.adversary.differentiable(x_adv))
 
 
 CLASSIFICATION_LOSSES = {"ce": ce_loss, "cw": cw_margin_loss}

@@ -9,12 +9,12 @@ AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 
 
 def autoattack(model, x, y, *, eps, norm="Linf", version="standard", attacks=None, apgd_steps=None,
-               num_classes=None, batch_size=500, seed=0, device=None, verbose=False):
+               square_queries=None, num_classes=None, batch_size=500, seed=0, device=None, verbose=False):
     """Run AutoAttack and return ``(x_adv, robust)`` with ``robust`` a bool tensor per sample.
 
     - ``version='standard'``: APGD-CE, APGD-T (9 targets), FAB-T, Square (5000 queries).
     - ``version='custom'`` with ``attacks`` (e.g. ``['apgd-ce']``) and optionally ``apgd_steps``
-      (e.g. APGD-CE with 10/20/50/100 steps, one restart).
+      (e.g. APGD-CE with 10/20/50/100 steps, one restart) and ``square_queries`` (Square's budget).
     - ``num_classes``: caps the targeted attacks at C-1 target classes (read off one forward
       pass when not given).
     pyautoattack 0.2.0's own resumable state file is not exposed: its restore path is broken
@@ -35,6 +35,10 @@ def autoattack(model, x, y, *, eps, norm="Linf", version="standard", attacks=Non
     if apgd_steps is not None:
         for apgd in (adversary.apgd, adversary.apgd_targeted):
             _set_apgd_steps(apgd, int(apgd_steps))
+    if square_queries is not None:
+        if version != "custom":
+            raise NatError("square_queries changes a custom AutoAttack only (standard keeps 5000)")
+        adversary.square.n_queries = int(square_queries)
     if num_classes is None:
         with torch.no_grad():
             num_classes = model(x[:1].to(device)).shape[-1]
@@ -43,7 +47,8 @@ def autoattack(model, x, y, *, eps, norm="Linf", version="standard", attacks=Non
                                                    num_classes - 1)
     adversary.fab.n_target_classes = min(adversary.fab.n_target_classes, num_classes - 1)
     logging.getLogger("auto-attack").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    x_adv, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
+    # pyautoattack reshapes gradients with .view(), which fails on non-contiguous (e.g. permuted) inputs.
+    x_adv, y_adv = adversary.run_standard_evaluation(x.contiguous(), y, batch_size=batch_size)
     return x_adv, (y_adv.to(y.device) == y)
 
 
@@ -60,9 +65,10 @@ def _set_apgd_steps(apgd, steps):
     apgd.size_decr = max(int(0.03 * steps), 1)
 
 
-def autoattack_settings(version="standard", attacks=None, apgd_steps=None):
+def autoattack_settings(version="standard", attacks=None, apgd_steps=None, square_queries=None):
     """A human-readable description printed next to every AutoAttack result."""
     if version == "standard":
         return "AutoAttack standard: APGD-CE (100 it), APGD-T (9 targets, 100 it), FAB-T (9 targets), Square (5000 q)"
     steps = f", {apgd_steps} it" if apgd_steps else ""
-    return f"AutoAttack custom: {', '.join(attacks or [])}{steps}, 1 restart"
+    queries = f", {square_queries} q" if square_queries else ""
+    return f"AutoAttack custom: {', '.join(attacks or [])}{steps}{queries}, 1 restart"

@@ -168,3 +168,27 @@ def test_max_normalized_step_moves_the_largest_coordinate_by_alpha():
     assert torch.allclose(x_adv, expected)
     with pytest.raises(NatError, match="step rule"):
         projected_gradient_ascent(lambda z: z.sum(dim=1), x, eps=1.0, alpha=1.0, steps=1, step_rule="adam")
+
+
+def test_nat_adaptive_gradient_flows_through_both_models(toy_model, random_mlp, test_batch):
+    """Eq. 14's attacker knows both models: d loss / dx includes the adversary's own input gradient."""
+    adversary_net = copy.deepcopy(random_mlp)
+    x, y = test_batch[0][:8].clone(), test_batch[1][:8]
+    weight, tau = 0.5, 2.0
+
+    def input_gradient(adversary_logits_of):
+        x_in = x.clone().requires_grad_(True)
+        logits = toy_model(x_in)
+        kl = nasty_kl(logits, adversary_logits_of(x_in), tau, through_adversary=True)
+        loss = F.cross_entropy(logits, y, reduction="none") - weight * tau ** 2 * kl
+        return torch.autograd.grad(loss.sum(), x_in)[0]
+
+    x_in = x.clone().requires_grad_(True)
+    ours = NatAdaptiveLoss(FrozenAdversary(adversary_net), weight=weight, tau=tau)(toy_model(x_in), y, x_in)
+    grad, = torch.autograd.grad(ours.sum(), x_in)
+    assert torch.allclose(grad, input_gradient(adversary_net), atol=1e-6)
+    # The old attacker treated the adversary's output as a constant: a different direction.
+    assert not torch.allclose(grad, input_gradient(lambda v: adversary_net(x).detach()), atol=1e-4)
+    # ... and the adversary stays frozen: eval mode, no parameter gradient.
+    assert not adversary_net.training
+    assert all(p.grad is None and not p.requires_grad for p in adversary_net.parameters())

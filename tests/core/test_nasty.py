@@ -90,6 +90,31 @@ def test_sigmoid_variant_is_stable_for_large_logits():
     assert torch.isfinite(kl).all() and kl.item() == pytest.approx(160.0, rel=1e-3)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_reductions_with_sample_weights_on_known_numbers(reduction):
+    weight, tau, sample_weight = 0.5, 2.0, [1.0, 3.0]
+    loss = NastyLoss(weight, tau, reduction=reduction)(torch.tensor(TARGET), torch.tensor(ADVERSARY),
+                                                      sample_weight=torch.tensor(sample_weight))
+    per_sample = [-weight * tau ** 2 * w * kl_by_hand(t, a, tau)
+                  for t, a, w in zip(TARGET, ADVERSARY, sample_weight)]
+    expected = {"none": per_sample, "sum": sum(per_sample), "mean": sum(per_sample) / sum(sample_weight)}
+    assert loss.tolist() == pytest.approx(expected[reduction], rel=1e-5)
+
+
+def test_unknown_reduction_is_a_user_error():
+    from nat_tasks.core.errors import NatError
+
+    with pytest.raises(NatError, match="reduction"):
+        NastyLoss(1.0, 1.0, reduction="batchmean")
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
+def test_the_attacker_of_eq14_differentiates_through_the_adversary(kind):
+    adversary = torch.tensor(ADVERSARY, requires_grad=True)
+    NastyLoss(1.0, 2.0, kind=kind, through_adversary=True)(torch.tensor(TARGET), adversary).backward()
+    assert adversary.grad is not None and adversary.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
 def test_gradient_reaches_the_target_only(kind):
     target = torch.tensor(TARGET, requires_grad=True)
