@@ -18,7 +18,6 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 from nat_tasks.core.errors import cli_entry  # noqa: E402
 from nat_tasks.det.cli import select_device  # noqa: E402

@@ -9,8 +9,6 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# torch >= 2.6 loads weights_only by default; mmengine's checkpoints hold numpy scalars.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 # mmengine imports pkg_resources (setuptools < 81 is pinned for it); its deprecation notice is noise.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 

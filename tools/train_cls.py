@@ -11,12 +11,9 @@ import argparse
 import os
 import sys
 
-# mmengine's checkpoints hold numpy scalars: torch >= 2.6 would refuse them on --resume.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+from mmengine.config import DictAction
 
-from mmengine.config import DictAction  # noqa: E402
-
-from nat_tasks.core.errors import NatError, cli_entry  # noqa: E402
+from nat_tasks.core.errors import NatError, cli_entry
 
 
 def parse_args(argv):

@@ -8,3 +8,4 @@ from . import models  # noqa: F401
 from . import classifier  # noqa: F401  (AdversarialClassifier, AdversarialAccuracy)
 from . import hooks  # noqa: F401  (EpochSeedHook, EpsWarmupHook, reseed_worker)
 from nat_tasks.core import mmengine_atomic  # noqa: F401  (the 'atomic_local' checkpoint backend)
+from nat_tasks import runtime  # noqa: F401  (checkpoints load weights-only, mmengine's resume too)

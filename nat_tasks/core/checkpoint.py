@@ -1,5 +1,12 @@
-"""Checkpoint I/O shared by all tasks: atomic writes and tolerant state-dict loading."""
+"""Checkpoint I/O shared by all tasks: atomic writes and safe, tolerant state-dict loading.
+
+Loading never runs code from the file: ``safe_load`` unpickles with ``weights_only=True``, which
+admits tensors, plain containers and the globals allow-listed with torch's
+``add_safe_globals`` (``nat_tasks.runtime.checkpoints`` adds the few that mmengine's, torchreid's
+and our own checkpoints need), and refuses anything else with one line naming it.
+"""
 import os
+import re
 import tempfile
 
 import torch
@@ -48,6 +55,43 @@ def atomic_write_text(text, path):
     _atomic_write(path, "w", lambda f: f.write(text))
 
 
+# torch's weights-only errors wrap the actual reason in these generic lines.
+_TORCH_LOAD_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
+def safe_load(path, map_location="cpu"):
+    """``torch.load(path, weights_only=True)``; a file that needs a global outside the allow-list
+    is refused with one ``NatError`` line naming it, before anything from it runs."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise NatError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # refused, corrupt or not a torch file
+        refused = _refused_global(path, err)
+        if refused:
+            raise NatError(f"refusing to load {path}: it references {refused}, which a checkpoint "
+                           "never needs (unpickling it could run code; see the README's Security "
+                           "section)") from None
+        reason = next((line for line in str(err).splitlines()
+                       if line.strip() and not line.startswith(_TORCH_LOAD_BOILERPLATE)), "")
+        raise NatError(f"cannot read checkpoint {path}: {type(err).__name__}: {reason}") from None
+
+
+def _refused_global(path, err):
+    """What the weights-only unpickler refused: every global outside the allow-list (torch's static
+    scan of a zip checkpoint), else the one its message names (a legacy file, or an instance of a
+    class it may not rebuild). ``None`` when ``err`` was no refusal."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: legacy format or garbage
+        names = []
+    if names:
+        return ", ".join(sorted(names))
+    match = re.search(r"GLOBAL ([\w.]+)|got <class '([\w.]+)'>", str(err))
+    return (match.group(1) or match.group(2)) if match else None
+
+
 def load_state_dict(path, prefix=None):
     """Read model weights from our checkpoints, mmengine/torchreid ones, or a plain state_dict.
 
@@ -55,13 +99,11 @@ def load_state_dict(path, prefix=None):
     DDP's ``module.`` prefix; with ``prefix`` keeps only keys under it (``prefix`` removed).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise NatError(f"checkpoint not found: {path}")
-    try:
-        # Our, mmengine's and torchreid's checkpoints hold numpy scalars and history buffers.
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # corrupt or not a torch file
-        raise NatError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from None
+    return state_dict_of(safe_load(path), path, prefix)
+
+
+def state_dict_of(obj, path, prefix=None):
+    """The model weights inside an already loaded checkpoint ``obj`` (see ``load_state_dict``)."""
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise NatError(f"{path} holds no model state_dict")

@@ -6,3 +6,4 @@ Importing this package registers, in mmdet's registries: the detectors ``NatSSD`
 Configs pull it in with ``custom_imports=dict(imports=['nat_tasks.det'])``.
 """
 from . import detectors, heads, test_loop  # noqa: F401  (registration)
+from .. import runtime  # noqa: F401  (checkpoints load weights-only, load_from and resume too)

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from nat_tasks.core.checkpoint import atomic_save, atomic_write_text, load_state_dict, load_weights
+from nat_tasks.core.checkpoint import atomic_save, atomic_write_text, load_state_dict, load_weights, safe_load
 from nat_tasks.core.errors import NatError
 
 
@@ -13,7 +13,7 @@ def test_failed_save_leaves_the_old_file_intact_and_no_temporary(tmp_path):
     atomic_save(dict(epoch=1, state_dict={"w": torch.ones(2)}), path)
     with pytest.raises(Exception):
         atomic_save(dict(epoch=2, hook=lambda: None), path)  # lambdas cannot be pickled
-    assert torch.load(path, weights_only=False)["epoch"] == 1
+    assert safe_load(path)["epoch"] == 1
     assert os.listdir(tmp_path) == ["ckpt.pth"]
 
 
@@ -21,7 +21,7 @@ def test_save_replaces_and_creates_folders(tmp_path):
     path = tmp_path / "deep" / "er" / "ckpt.pth"
     atomic_save({"epoch": 1}, path)
     atomic_save({"epoch": 2}, path)
-    assert torch.load(path, weights_only=False)["epoch"] == 2
+    assert safe_load(path)["epoch"] == 2
 
 
 def test_atomic_write_text(tmp_path):

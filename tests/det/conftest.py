@@ -9,8 +9,6 @@ import textwrap
 
 import pytest
 
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_CONFIG = os.path.join(REPO, "configs", "demo", "demo_vanilla.py")
 TINY_EPOCHS = 6
