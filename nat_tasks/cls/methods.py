@@ -11,13 +11,12 @@ TRADES reference code): the attack then sees the network that evaluation sees, B
 statistics are not updated by the attack's forward passes, and dropout does not randomise the
 gradient. The loss forward itself runs in the caller's (train) mode.
 """
-import contextlib
 import inspect
 
 import torch
 import torch.nn.functional as F
 
-from nat_tasks.core.attacks import pgd, projected_gradient_ascent
+from nat_tasks.core.attacks import eval_mode, pgd, projected_gradient_ascent
 from nat_tasks.core.errors import NatError, check_eps
 from nat_tasks.core.nasty import NastyLoss
 
@@ -29,17 +28,6 @@ def register_method(name):
         METHODS[name] = fn
         return fn
     return register
-
-
-@contextlib.contextmanager
-def eval_mode(model):
-    """Run a block with ``model`` in eval mode, then restore its previous mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def craft_pgd(model, x, y, *, eps, alpha, steps):
@@ -101,7 +89,8 @@ def nat(model, x, y, *, adversary, eps, alpha, steps, w=0.006, tau=4.0, scale_by
     against the CE exactly as in eq. 5 (whose sum runs over X ∪ X').
 
     Defaults: ``w = 0.006`` (the paper's text) with ``tau = 4`` (Nasty Teacher's CIFAR-10 value;
-    the paper gives no tau) and the ``tau^2`` factor of the Nasty Teacher code. The paper is
+    the paper gives no tau) and the ``tau^2`` factor of the Nasty Teacher code (eq. 5 itself has
+    none: with ``scale_by_tau2`` on, the paper's w is our ``w * tau^2``). The paper is
     ambiguous: its Fig. 2 finds 0.06 best, Nasty Teacher used w = 0.04, tau = 4 (CIFAR-10) and
     w = 0.005, tau = 20 (CIFAR-100). All three are config keys.
     """

@@ -9,6 +9,8 @@ Gradients are taken with ``torch.autograd.grad`` on the input only, so the model
 fields are untouched and the attack can run inside a training step. The model's train/eval mode is
 the caller's choice.
 """
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -16,6 +18,21 @@ from .errors import NatError
 from .nasty import NastyLoss
 
 NORMS = ("Linf", "L2")
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Run a block with ``model`` in eval mode, then restore its previous mode.
+
+    Training-time attacks craft in eval mode: the attack sees the network evaluation sees, and its
+    forward passes neither update BatchNorm statistics nor draw dropout masks.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def _per_sample_norm(t):

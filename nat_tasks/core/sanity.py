@@ -49,8 +49,9 @@ def falls_with_eps(acc_by_eps, tolerance=DEFAULT_TOLERANCE, name="accuracy falls
 
 
 def unbounded_breaks_all(acc, limit=UNBOUNDED_LIMIT, name="unbounded attack reaches ~0 %"):
-    """With an unbounded budget every input can be made any image: accuracy must be ~0."""
-    return Check(name, acc <= limit, f"accuracy {_fmt(acc)} (limit {limit:g})")
+    """With an unbounded budget every input can be made any image: the metric (accuracy, mAP, in
+    %) must be ~0."""
+    return Check(name, acc <= limit, f"{_fmt(acc)} % (limit {limit:g})")
 
 
 def more_effort_not_weaker(acc_by_effort, tolerance=DEFAULT_TOLERANCE, name="more steps/restarts not weaker"):

@@ -1,4 +1,5 @@
-"""Every shipped classification config builds, and its model constants are its data set's."""
+"""Every shipped classification config builds, its model constants are its data set's, and it
+selects the best checkpoint on a held-out validation split, never on the test split."""
 import glob
 import os
 
@@ -7,6 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import DATASETS
 
 import nat_tasks.cls  # noqa: F401  (registers the data sets)
+from nat_tasks.cls.data import selection_label
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "cls", "*.py")))
@@ -15,7 +17,7 @@ CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "cls", "*.py")))
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_config_model_constants_match_its_dataset(path):
     cfg = Config.fromfile(path)
-    datasets = {cfg[loader].dataset.type for loader in ("train_dataloader", "val_dataloader")}
+    datasets = {cfg[loader].dataset.type for loader in ("train_dataloader", "val_dataloader", "test_dataloader")}
     assert len(datasets) == 1, datasets
     dataset_cls = DATASETS.get(datasets.pop())
     assert cfg.model.in_channels == dataset_cls.in_channels
@@ -23,3 +25,15 @@ def test_config_model_constants_match_its_dataset(path):
     assert tuple(cfg.model.std) == tuple(dataset_cls.std)
     if isinstance(getattr(dataset_cls, "num_classes", None), int):  # ImageNet100 reads it off the tree
         assert cfg.model.num_classes == dataset_cls.num_classes
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_config_selects_on_validation_and_tests_on_test(path):
+    cfg = Config.fromfile(path)
+    train, val, test = (cfg[loader].dataset for loader in ("train_dataloader", "val_dataloader", "test_dataloader"))
+    assert (train.split, val.split, test.split) == ("train", "val", "test")
+    assert train.val_size == val.val_size > 0  # train holds out exactly the validation images
+    assert train.get("seed") == val.get("seed")
+    assert test.get("data_root") == val.get("data_root")
+    assert selection_label(cfg) == f"validation (n={val.val_size})"
+    assert cfg.default_hooks.model_selection.type == "ModelSelectionHook"

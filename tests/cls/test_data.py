@@ -1,4 +1,5 @@
-"""Classification data sets read the real on-disk formats, fail clearly, and split MNIST fairly."""
+"""Classification data sets read the real on-disk formats, fail clearly, and split fairly: a held-out
+validation split carved from the training data, disjoint from what ``split='train'`` returns."""
 import os
 import pickle
 import shutil
@@ -13,8 +14,10 @@ from mmengine.registry import DATASETS
 from torch.utils.data import DataLoader
 
 import nat_tasks
-from nat_tasks.cls.data import CIFAR10, CIFAR100, EmbeddedMNIST, ImageNet100
+from nat_tasks.cls.data import (CIFAR10, CIFAR100, EmbeddedMNIST, ImageNet100, check_not_trained_on,
+                                 selection_label)
 from nat_tasks.core.errors import NatError
+from .conftest import write_pickle
 
 
 def raw_cifar(path, label_key):
@@ -25,7 +28,7 @@ def raw_cifar(path, label_key):
 
 
 def test_cifar10_items_are_the_pickled_pixels_in_unit_range(cifar10_root):
-    train = CIFAR10(cifar10_root, split="train")
+    train = CIFAR10(cifar10_root, split="train", val_size=0)
     test = CIFAR10(cifar10_root, split="test")
     assert len(train) == 100 and len(test) == 20
     images, labels = raw_cifar(cifar10_root / "cifar-10-batches-py" / "data_batch_3", b"labels")
@@ -44,7 +47,7 @@ def test_cifar_accepts_the_batches_folder_itself(cifar10_root):
 
 
 def test_cifar100_reads_fine_labels(cifar100_root):
-    train = CIFAR100(str(cifar100_root), split="train")
+    train = CIFAR100(str(cifar100_root), split="train", val_size=0)
     images, labels = raw_cifar(cifar100_root / "cifar-100-python" / "train", b"fine_labels")
     assert len(train) == 100 and train.num_classes == 100
     assert torch.equal(train[42]["inputs"], images[42]) and train[42]["labels"] == labels[42] == 42
@@ -59,8 +62,8 @@ def shifted_views(image, padding):
 
 
 def test_cifar_augmentation_is_a_padded_random_crop_and_flip(cifar10_root):
-    plain = CIFAR10(cifar10_root, split="train")
-    augmented = CIFAR10(cifar10_root, split="train", augment=True)
+    plain = CIFAR10(cifar10_root, split="train", val_size=10)
+    augmented = CIFAR10(cifar10_root, split="train", augment=True, val_size=10)
     torch.manual_seed(0)
     draws = [augmented[3]["inputs"] for _ in range(20)]
     views = shifted_views(plain[3]["inputs"], padding=4)
@@ -123,6 +126,26 @@ def test_malformed_cifar_batch_names_the_file(cifar10_root, tmp_path):
         CIFAR10(broken, split="test")
 
 
+class _Payload:
+    """Unpickling this calls ``open(path, 'w')``: the side effect a crafted data file would have."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_a_crafted_cifar_batch_is_refused_without_running_code(cifar10_root, tmp_path):
+    crafted = tmp_path / "cifar"
+    shutil.copytree(cifar10_root, crafted)
+    with open(crafted / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({b"data": _Payload(tmp_path / "pwned"), b"labels": [0]}, f, protocol=2)
+    with pytest.raises(NatError, match=r"refusing to read CIFAR batch .*test_batch: it references io\.open"):
+        CIFAR10(crafted, split="test")
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_unknown_split_is_a_user_error(cifar10_root):
     with pytest.raises(NatError, match="split"):
         CIFAR10(cifar10_root, split="validation")
@@ -130,20 +153,19 @@ def test_unknown_split_is_a_user_error(cifar10_root):
 
 # ---- ImageNet100 ---------------------------------------------------------------------------------
 
-def test_imagenet_tree_train_and_val(imagenet_root):
-    train = ImageNet100(imagenet_root, split="train", augment=True, image_size=32)
-    val = ImageNet100(str(imagenet_root), split="val", image_size=32)
-    assert train.num_classes == val.num_classes == 3 and len(train) == 12 and len(val) == 6
-    for dataset in (train, val):
+def test_imagenet_tree_train_and_test(imagenet_root):
+    train = ImageNet100(imagenet_root, split="train", augment=True, image_size=32, val_size=0)
+    test = ImageNet100(str(imagenet_root), split="test", image_size=32)
+    assert train.num_classes == test.num_classes == 3 and len(train) == 12 and len(test) == 6
+    for dataset in (train, test):
         item = dataset[len(dataset) - 1]
         assert item["inputs"].shape == (3, 32, 32) and item["inputs"].dtype == torch.float32
         assert 0 <= item["inputs"].min() and item["inputs"].max() <= 1
         assert item["labels"] == 2  # the last class folder
-    assert len(ImageNet100(imagenet_root, split="test", image_size=32)) == 6  # test reads val/
 
 
 def test_imagenet_default_is_224_centre_crop(imagenet_root):
-    assert ImageNet100(imagenet_root, split="val")[0]["inputs"].shape == (3, 224, 224)
+    assert ImageNet100(imagenet_root, split="test")[0]["inputs"].shape == (3, 224, 224)
 
 
 def test_imagenet_missing_or_malformed_tree(imagenet_root, tmp_path):
@@ -156,10 +178,15 @@ def test_imagenet_missing_or_malformed_tree(imagenet_root, tmp_path):
     shutil.copytree(imagenet_root, mismatched)
     shutil.rmtree(mismatched / "val" / "n01443537")  # labels of later classes would shift
     with pytest.raises(NatError, match="different class folders.*n01443537"):
-        ImageNet100(mismatched, split="val")
+        ImageNet100(mismatched, split="test")
 
 
 # ---- EmbeddedMNIST -------------------------------------------------------------------------------
+
+def pixels(dataset):
+    """Each item's image bytes: identifies an image across splits."""
+    return [dataset[i]["inputs"].numpy().tobytes() for i in range(len(dataset))]
+
 
 @pytest.fixture(scope="module")
 def mnist_splits():
@@ -168,12 +195,14 @@ def mnist_splits():
 
 def test_mnist_split_is_stratified_disjoint_and_complete(mnist_splits):
     train, test = mnist_splits
-    assert len(train) == 4000 and len(test) == 1000
+    val = EmbeddedMNIST(split="val")
+    assert len(train) == 3500 and len(val) == 500 and len(test) == 1000
     assert np.bincount(test.labels).tolist() == [100] * 10
-    assert np.bincount(train.labels).tolist() == [400] * 10
-    train_images = {img.tobytes() for img in train.images}
-    test_images = {img.tobytes() for img in test.images}
-    assert not train_images & test_images and len(train_images | test_images) == 5000
+    assert np.bincount(val.labels).tolist() == [50] * 10
+    assert np.bincount(train.labels).tolist() == [350] * 10
+    train_images, val_images, test_images = (set(pixels(d)) for d in (train, val, test))
+    assert not train_images & test_images and not val_images & (train_images | test_images)
+    assert len(train_images | val_images | test_images) == 5000
 
 
 def test_mnist_split_is_deterministic_and_seeded(mnist_splits):
@@ -194,6 +223,13 @@ def test_mnist_items(mnist_splits):
     assert (EmbeddedMNIST.num_classes, EmbeddedMNIST.in_channels, EmbeddedMNIST.image_size) == (10, 1, 28)
 
 
+def test_mnist_test_split_does_not_depend_on_val_size(mnist_splits):
+    """Carving validation digits out of training leaves the test digits (and old numbers) as they were."""
+    _, test = mnist_splits
+    assert np.array_equal(EmbeddedMNIST(split="test", val_size=0).images, test.images)
+    assert np.array_equal(EmbeddedMNIST(split="test", val_size=1000).images, test.images)
+
+
 def test_mnist_bad_test_size(mnist_splits):
     with pytest.raises(NatError, match="test_size"):
         EmbeddedMNIST(split="test", test_size=995)
@@ -206,3 +242,100 @@ def test_mnist_augmentation_shifts_but_never_mirrors(mnist_splits):
     crops = shifted_views(test[0]["inputs"], padding=2)[:25]  # the unflipped 5 x 5 shifts
     draws = [augmented[0]["inputs"] for _ in range(20)]
     assert all(any(torch.equal(draw, crop) for crop in crops) for draw in draws)
+
+
+# ---- the held-out validation split (every data set) ---------------------------------------------
+
+def cifar(root, split, **kwargs):
+    return CIFAR10(root, split=split, **kwargs)
+
+
+def imagenet(root, split, **kwargs):
+    return ImageNet100(root, split=split, image_size=16, **kwargs)
+
+
+def mnist(root, split, **kwargs):
+    return EmbeddedMNIST(split=split, **kwargs)
+
+
+# (make, root fixture, training images, val_size, classes): validation is carved from training
+CARVED = [(cifar, "cifar10_root", 100, 20, 10), (imagenet, "imagenet_root", 12, 3, 3), (mnist, None, 4000, 500, 10)]
+
+
+@pytest.mark.parametrize("make, root, n_train, val_size, classes", CARVED, ids=["cifar10", "imagenet100", "mnist"])
+def test_validation_is_carved_from_training_disjoint_and_stratified(make, root, n_train, val_size, classes, request):
+    root = request.getfixturevalue(root) if root else None
+    everything = pixels(make(root, "train", val_size=0))
+    train, val = make(root, "train", val_size=val_size), make(root, "val", val_size=val_size)
+    assert len(val) == val_size and len(train) == n_train - val_size
+    train_images, val_images = set(pixels(train)), set(pixels(val))
+    assert not train_images & val_images and train_images | val_images == set(everything)
+    counts = np.bincount(val.labels, minlength=classes)
+    assert counts.max() - counts.min() <= 1  # stratified, even from a class-sorted tree / file
+    assert not val_images & set(pixels(make(root, "test", val_size=val_size)))
+    check_not_trained_on(train, val)  # consistent: no error
+
+
+@pytest.mark.parametrize("make, root, n_train, val_size, classes", CARVED, ids=["cifar10", "imagenet100", "mnist"])
+def test_validation_split_is_deterministic_and_seeded(make, root, n_train, val_size, classes, request):
+    root = request.getfixturevalue(root) if root else None
+    val = pixels(make(root, "val", val_size=val_size))
+    assert pixels(make(root, "val", val_size=val_size)) == val
+    assert pixels(make(root, "val", val_size=val_size, seed=1)) != val
+
+
+@pytest.mark.parametrize("make, root", [(cifar, "cifar10_root"), (imagenet, "imagenet_root"), (mnist, None)],
+                         ids=["cifar10", "imagenet100", "mnist"])
+def test_val_size_zero_is_the_old_behaviour_and_reads_test(make, root, request):
+    root = request.getfixturevalue(root) if root else None
+    val = make(root, "val", val_size=0)
+    assert val.split == "test" and pixels(val) == pixels(make(root, "test"))
+    assert len(make(root, "train", val_size=0)) == len(make(root, "train", val_size=2)) + 2
+
+
+def test_cifar_validation_is_100_per_class_by_default(tmp_path):
+    """The default: 1000 of CIFAR-10's 50000 training images, 100 per class."""
+    folder = tmp_path / "cifar-10-batches-py"
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, size=400).tolist()
+        write_pickle(folder / name, {b"data": rng.integers(0, 256, (400, 3072), dtype=np.uint8), b"labels": labels})
+    val = CIFAR10(tmp_path, split="val")
+    assert len(val) == 1000 and np.bincount(val.labels).tolist() == [100] * 10
+    assert len(CIFAR10(tmp_path, split="train")) == 1000
+
+
+@pytest.mark.parametrize("val_size, message", [(-1, "non-negative integer"), (2.5, "non-negative integer"),
+                                               (100, "leaves no training images: the training set has 100"),
+                                               (10 ** 6, "leaves no training images")])
+def test_bad_val_size_is_one_line(cifar10_root, val_size, message):
+    with pytest.raises(NatError, match=message) as err:
+        CIFAR10(cifar10_root, split="val", val_size=val_size)
+    assert "\n" not in str(err.value) and "CIFAR10 val_size" in str(err.value)
+
+
+def test_training_on_validation_images_is_refused(cifar10_root):
+    val = CIFAR10(cifar10_root, split="val", val_size=20)
+    for train in (CIFAR10(cifar10_root, split="train", val_size=0), CIFAR10(cifar10_root, split="train", val_size=10),
+                  CIFAR10(cifar10_root, split="train", val_size=20, seed=1)):
+        with pytest.raises(NatError, match="same val_size and seed"):
+            check_not_trained_on(train, val)
+    # selecting on the test split trains on no validation image: allowed (and labelled test-selected)
+    check_not_trained_on(CIFAR10(cifar10_root, split="train", val_size=20), CIFAR10(cifar10_root, split="val", val_size=0))
+
+
+@pytest.mark.parametrize("dataset, label", [
+    (dict(type="CIFAR10", split="val"), "validation (n=1000)"),
+    (dict(type="CIFAR100", split="val", val_size=500), "validation (n=500)"),
+    (dict(type="ImageNet100", split="val"), "validation (n=5000)"),
+    (dict(type="EmbeddedMNIST", split="val"), "validation (n=500)"),
+    (dict(type="CIFAR10", split="val", val_size=0), "test-selected"),
+    (dict(type="EmbeddedMNIST", split="test"), "test-selected"),
+])
+def test_selection_label_reads_the_config(dataset, label):
+    assert selection_label(dict(val_dataloader=dict(dataset=dataset))) == label
+
+
+def test_selection_label_of_an_unknown_data_set_is_one_line():
+    with pytest.raises(NatError, match="has no val_size"):
+        selection_label(dict(val_dataloader=dict(dataset=dict(type="NoSuchSet", split="val"))))

@@ -7,25 +7,36 @@ from nat_tasks.cls.demo import DemoSettings
 from nat_tasks.core.errors import NatError
 from .train_helpers import run_tool
 
-TINY = ["vanilla_epochs=1", "at_epochs=1", "warmup_epochs=1", "train_steps=1", "train_digits=300", "autoattack=apgd-ce-10",
+TINY = ["vanilla_epochs=1", "at_epochs=1", "warmup_epochs=1", "train_steps=1", "train_digits=300", "val_digits=50", "autoattack=apgd-ce-10",
         "n_eval=60", "n_val_attack=10", "n_autoattack=6"]
+
+
+LABELS = ["VT (adversary)", "PGD-AT", "AT on X ∪ X' (λ=0)", "NAT"]
 
 
 def test_demo_trains_evaluates_and_writes_its_results(tmp_path):
     proc = run_tool("train_cls.py", "--work-dir", tmp_path, "--device", "cpu", "--demo-options", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [m["model"] for m in results["models"]] == ["VT (adversary)", "PGD-AT", "NAT"]
+    assert [m["model"] for m in results["models"]] == LABELS
     assert results["n_eval"] == 60 and results["n_autoattack"] == 6 and results["threat"]["eps"] == 0.3
-    for model in results["models"]:
-        assert 0 <= model["aa"] <= 100 and 0 <= model["pgd20"] <= 100
-        assert model["clean"] > 20  # one epoch on 300 digits already beats chance (10%)
-        assert abs(sum(results["sorted_mean_probabilities"][model["model"]]) - 1) < 1e-4
+    runs = results["runs"][0]
+    for key, model in zip(("vanilla", "pgdat", "at_union", "nat"), results["models"]):
+        for metric in ("clean", "pgd20", "aa"):
+            estimate = model[metric]
+            assert estimate["low"] <= estimate["value"] <= estimate["high"] and estimate["over"] == "examples"
+            assert estimate["value"] == runs[key]["accuracy"][metric]
+        assert model["aa"]["value"] <= model["clean"]["value"] and model["pgd20"]["value"] <= model["clean"]["value"]
+        assert model["clean"]["value"] > 20  # one epoch on 300 digits already beats chance (10%)
+        assert abs(sum(model["curve"]) - 1) < 1e-4
+    # NAT minus AT on X u X' is paired: the mean of per-digit differences = the difference of means
+    diff = results["differences"]["nat-at_union"]["pgd20"]["value"]
+    assert diff == pytest.approx(runs["nat"]["accuracy"]["pgd20"] - runs["at_union"]["accuracy"]["pgd20"])
     table = (tmp_path / "results.md").read_text()
-    assert all(f"| {name} |" in table for name in ("VT (adversary)", "PGD-AT", "NAT"))
+    assert all(f"| {name} |" in table for name in LABELS) and "| NAT − AT on X ∪ X' (λ=0) |" in table
     assert (tmp_path / "sparsity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| NAT |" in proc.stdout  # the table is printed
-    assert (tmp_path / "nat" / "last_checkpoint").is_file()
+    assert (tmp_path / "seed_0" / "nat" / "last_checkpoint").is_file()
 
 
 def test_demo_options_are_checked():
@@ -34,3 +45,22 @@ def test_demo_options_are_checked():
         DemoSettings.from_options({"bogus": 1})
     with pytest.raises(NatError, match="bad demo option"):
         DemoSettings.from_options({"at_epochs": "many"})
+    with pytest.raises(NatError, match="seeds=0"):
+        DemoSettings.from_options({"seeds": "0"})
+
+
+def test_several_seeds_give_mean_std_and_paired_differences_over_seeds():
+    from nat_tasks.cls.demo import MODELS, _summarise
+
+    def run(pgd20_by_key):  # four digits; every model correct clean
+        return {key: dict(flags=dict(clean=[1, 1, 1, 1], pgd20=pgd20_by_key[key], aa=pgd20_by_key[key]),
+                          curve=[0.7, 0.2, 0.1]) for key, *_ in MODELS}
+
+    seed0 = run(dict(vanilla=[0, 0, 0, 0], pgdat=[1, 1, 0, 0], at_union=[1, 0, 0, 0], nat=[1, 1, 1, 0]))
+    seed1 = run(dict(vanilla=[0, 0, 0, 0], pgdat=[1, 1, 1, 1], at_union=[1, 1, 0, 0], nat=[1, 1, 1, 1]))
+    rows, differences = _summarise([seed0, seed1])
+    assert rows["nat"]["pgd20"]["value"] == 87.5 and rows["nat"]["pgd20"]["over"] == "seeds"
+    assert rows["nat"]["pgd20"]["std"] == pytest.approx(17.677, abs=1e-3)  # 75 and 100
+    assert differences["nat-at_union"]["pgd20"]["value"] == 50.0  # +50 in both seeds
+    assert differences["nat-at_union"]["pgd20"]["std"] == 0.0
+    assert rows["nat"]["tail_mass"] == pytest.approx(0.1)

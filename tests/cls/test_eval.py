@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nat_tasks.cls.evaluation import ThreatModel, _check_budget, evaluate, parse_attack
+from nat_tasks.core.attacks import fgsm
 from nat_tasks.cls.models import build_classifier
 from nat_tasks.core.errors import NatError
 from .train_helpers import assert_one_line_error, learnable_images, run_tool, write_cifar10, write_config
@@ -31,11 +32,15 @@ def trained():
 
 def test_parse_attack_names():
     assert parse_attack("pgd20").steps == 20 and parse_attack("pgd20").kind == "pgd"
+    assert parse_attack("pgd20x5").restarts == 5 and parse_attack("pgd20").restarts == 1
+    assert parse_attack("square").queries == 0 and parse_attack("square100").queries == 100
+    spec = parse_attack("transfer-cw10")
+    assert spec.transfer and spec.kind == "cw" and spec.steps == 10 and spec.name == "transfer-cw10"
     assert parse_attack("cw").steps == 20 and parse_attack("cw50").steps == 50
     assert parse_attack("nat-adaptive").steps == 10
     spec = parse_attack("apgd-ce-50")
     assert spec.kind == "autoattack" and spec.aa_attacks == ("apgd-ce",) and spec.steps == 50
-    for bad in ("pgd", "pgd0", "apgd-ce", "deepfool"):
+    for bad in ("pgd", "pgd0", "pgd10x0", "apgd-ce", "deepfool", "transfer-aa", "square0"):
         with pytest.raises(NatError, match="unknown attack"):
             parse_attack(bad)
     with pytest.raises(NatError, match="outside"):
@@ -55,6 +60,43 @@ def test_evaluate_reports_reproducible_order_independent_accuracies(trained):
     assert all("eps=0.25" in r["settings"] for r in results if r["attack"] != "clean")
     alone = evaluate(model, x, y, ["pgd5"], STRONG, batch_size=16, progress=False, log=lambda *_: None)
     assert alone[0]["correct"] == acc["pgd5"]["correct"]  # seeded per attack: order does not matter
+
+
+class ThresholdModel(torch.nn.Module):
+    """Two classes decided by m = mean(x) - 0.5: class 1 iff |m| > 0.02, else class 0.
+
+    At m = 0.01 (label 1) it is wrong; the CE gradient points to smaller m, so one large step
+    (FGSM, eps 0.1) overshoots to m = -0.09 and the *attacked* image is classified correctly.
+    """
+
+    def forward(self, x):
+        m = x.flatten(1).mean(1) - 0.5
+        return torch.stack([torch.zeros_like(m), 100 * (m.abs() - 0.02)], dim=1)
+
+
+def test_a_clean_mistake_is_never_robust():
+    x, y = torch.full((4, 1, 4, 4), 0.51), torch.ones(4, dtype=torch.long)
+    model = ThresholdModel()
+    assert (model(fgsm(model, x, y, eps=0.1)).argmax(1) == y).all()  # the attack "fixes" them
+    results = evaluate(model, x, y, ["clean", "fgsm"], ThreatModel(eps=0.1, alpha=0.1), progress=False,
+                       log=lambda *_: None, device="cpu")
+    assert [r["accuracy"] for r in results] == [0.0, 0.0]
+    assert results[1]["flags"] == [False] * 4
+
+
+def test_transfer_attacks_are_crafted_on_the_surrogate_and_counted_on_the_target(trained):
+    model, x, y = trained
+    surrogate = build_classifier("small_cnn", 10).eval()  # untrained: a weak source
+    results = evaluate(model, x, y, ["clean", "pgd5", "transfer-pgd5"], STRONG, surrogate=surrogate,
+                       batch_size=16, progress=False, log=lambda *_: None)
+    acc = {r["attack"]: r for r in results}
+    assert "crafted on the surrogate" in acc["transfer-pgd5"]["settings"]
+    assert acc["pgd5"]["accuracy"] < acc["transfer-pgd5"]["accuracy"] <= acc["clean"]["accuracy"]
+    for r in results:  # robust implies clean-correct, and the interval brackets the estimate
+        assert all(c or not f for c, f in zip(acc["clean"]["flags"], r["flags"]))
+        assert r["low"] <= r["accuracy"] <= r["high"] and len(r["flags"]) == r["n"] == 40
+    with pytest.raises(NatError, match="surrogate"):
+        evaluate(model, x, y, ["transfer-pgd5"], STRONG, progress=False)
 
 
 def test_nat_adaptive_needs_the_adversary(trained):
@@ -95,8 +137,10 @@ def test_eval_cli_writes_json_and_markdown_and_keeps_them_on_failure(checkpoint_
     assert report["n_examples"] == 20 and report["threat"]["eps"] == pytest.approx(8 / 255)
     assert [r["attack"] for r in report["results"]] == ["clean", "pgd3", "cw3", "nat-adaptive3"]
     assert "eq. 14; w=0.006, tau=4.0" in report["results"][3]["settings"]
+    assert all(len(r["flags"]) == 20 for r in report["results"])
+    assert report["model_selection"].startswith("not recorded")  # meta without model_selection
     table = (out / "eval_epoch_1.md").read_text()
-    assert "| pgd3 |" in table and "PGD-3 (CE), Linf eps=0.03137 (8/255)" in table
+    assert "| pgd3 |" in table and "PGD-3 (CE), Linf eps=0.03137 (8/255)" in table and "95 % CI" in table
     assert "pgd3" in proc.stdout and "alpha=0.007843" in proc.stdout  # settings printed with the result
     before = (out / "eval_epoch_1.json").read_text()
     for bad_args, fragment in ((["--attacks", "clean,bogus"], "unknown attack 'bogus'"),

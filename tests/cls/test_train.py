@@ -1,4 +1,5 @@
-"""The mmengine trainer end to end on tiny CIFAR-format data: checkpoints, logs, resume, adversary."""
+"""The mmengine trainer end to end on tiny CIFAR-format data: checkpoints, logs, resume, adversary,
+model selection on the held-out validation split, and the validation metric."""
 import glob
 import json
 import os
@@ -6,11 +7,11 @@ import os
 import pytest
 import torch
 
-from nat_tasks.cls.classifier import AdversarialClassifier, build_adversary, load_classifier_weights
+from nat_tasks.cls.classifier import AdversarialAccuracy, AdversarialClassifier, build_adversary, load_classifier_weights
 from nat_tasks.cls.models import build_classifier
 from nat_tasks.cls.train import load_config, train
 from nat_tasks.core.errors import NatError
-from .train_helpers import write_cifar10, write_config
+from .train_helpers import VAL_SIZE, write_cifar10, write_config
 
 PGD = dict(eps=4 / 255, alpha=2 / 255, steps=2)
 
@@ -56,6 +57,29 @@ def test_best_and_last_checkpoints_logs_and_no_temporary_files(straight_run):
     val = [r for r in rows if "robust_acc" in r]
     assert len(val) == 2 and all(0 <= r["robust_acc"] <= 100 and 0 <= r["clean_acc"] <= 100 for r in val)
     assert glob.glob(os.path.join(straight_run, "*", "vis_data", "events.out.tfevents.*"))  # TensorBoard
+
+
+def checkpoint_meta(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["meta"]
+
+
+def test_checkpoints_record_the_validation_split_they_were_selected_on(straight_run):
+    for name in os.listdir(straight_run):
+        if name.endswith(".pth"):
+            assert checkpoint_meta(os.path.join(straight_run, name))["model_selection"] == f"validation (n={VAL_SIZE})"
+
+
+def test_selecting_on_the_test_split_is_labelled_test_selected(cifar, tmp_path):
+    no_val = dict(dataset=dict(val_size=0))
+    work_dir = run(tmp_path, "vanilla", cifar, max_epochs=1, train_dataloader=no_val, val_dataloader=no_val,
+                   model=dict(method=dict(_delete_=True, type="vanilla")))
+    assert checkpoint_meta(os.path.join(work_dir, "epoch_1.pth"))["model_selection"] == "test-selected"
+
+
+def test_training_on_the_validation_images_is_refused(cifar, tmp_path):
+    with pytest.raises(NatError, match="same val_size and seed"):
+        run(tmp_path, "leak", cifar, max_epochs=1, train_dataloader=dict(dataset=dict(val_size=0)),
+            model=dict(method=dict(_delete_=True, type="vanilla")))
 
 
 def test_resume_reproduces_the_uninterrupted_run(straight_run, cifar, tmp_path):
@@ -145,3 +169,28 @@ def test_atomic_checkpoint_backend_never_leaves_a_torn_file(tmp_path):
     backend.put_text("epoch_1.pth", str(tmp_path / "last"))
     assert (tmp_path / "last").read_text() == "epoch_1.pth"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "last"]
+
+
+class WrongCleanRightPerturbed(torch.nn.Module):
+    """Class 1 for the exact clean image, class 0 for any perturbed one; no input gradient."""
+
+    def __init__(self, clean):
+        super().__init__()
+        self.clean = clean
+
+    def forward(self, x):
+        moved = (x != self.clean).flatten(1).any(dim=1).float()
+        return torch.stack([moved, 1 - moved], dim=1) + 0 * x.flatten(1).sum(dim=1, keepdim=True)
+
+
+def test_robust_accuracy_requires_clean_correctness():
+    """RobustBench: an example misclassified clean is broken even if the attack leaves it correct."""
+    model = make_model(val_attack=dict(eps=0.1, alpha=0.05, steps=2, n_examples=4))
+    x = torch.full((4, 3, 32, 32), 0.5)
+    model.classifier = WrongCleanRightPerturbed(x[0])
+    model.eval()  # starts the run's attack budget
+    samples = model(x, torch.zeros(4, dtype=torch.long), mode="predict")
+    assert not any(s["correct"] for s in samples) and all(s["adv_correct"] for s in samples)
+    metric = AdversarialAccuracy()
+    metric.process({}, samples)
+    assert metric.compute_metrics(metric.results) == dict(clean_acc=0.0, robust_acc=0.0)

@@ -8,6 +8,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "configs", "cls")
+VAL_SIZE = 20  # of write_cifar10's 100 training images: the tiny configs' validation split
 
 
 def learnable_images(n, seed, num_classes=10):
@@ -41,12 +42,14 @@ def write_config(path, base="cifar10_preact18_pgdat.py", data_root=None, **secti
     """A config inheriting a repo config, with a small CNN and small batches, plus ``sections``.
 
     Each keyword is a top-level config key whose dict is merged into the base (mmengine rules).
+    Validation holds ``VAL_SIZE`` of the training images out; the test loader reads the test batch.
     """
     lines = [f"_base_ = [{os.path.join(CONFIGS, base)!r}]"]
     tiny = dict(
         model=dict(arch="small_cnn", val_attack=dict(steps=2, n_examples=16)),
-        train_dataloader=dict(batch_size=25, num_workers=0, dataset=dict(data_root=data_root)),
-        val_dataloader=dict(batch_size=20, num_workers=0, dataset=dict(data_root=data_root)),
+        train_dataloader=dict(batch_size=25, num_workers=0, dataset=dict(data_root=data_root, val_size=VAL_SIZE)),
+        val_dataloader=dict(batch_size=20, num_workers=0, dataset=dict(data_root=data_root, val_size=VAL_SIZE)),
+        test_dataloader=dict(batch_size=20, num_workers=0, dataset=dict(data_root=data_root)),
         train_cfg=dict(max_epochs=2),
         default_hooks=dict(logger=dict(interval=1)),
     )

@@ -10,6 +10,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='robust_acc',
                     rule='greater', backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # checks validation images are not trained on; records meta['model_selection'] in checkpoints
+    model_selection=dict(type='ModelSelectionHook'),
 )
 # reseeds torch/numpy/random from (seed, epoch): --resume reproduces the uninterrupted run
 custom_hooks = [dict(type='EpochSeedHook')]
@@ -28,3 +30,5 @@ resume = False
 
 val_cfg = dict(type='ValLoop')
 val_evaluator = dict(type='AdversarialAccuracy')
+test_cfg = dict(type='TestLoop')
+test_evaluator = val_evaluator

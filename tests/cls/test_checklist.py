@@ -1,0 +1,56 @@
+"""The gradient-masking checklist passes an honest model and flags a gradient-masked one."""
+import pytest
+import torch
+from torch import nn
+
+from nat_tasks.cls.checklist import gradient_masking_checklist
+from nat_tasks.cls.evaluation import ThreatModel
+from nat_tasks.core.sanity import checks_markdown
+
+THREAT = ThreatModel(eps=0.15, alpha=0.04)  # the class patterns differ by 0.2 per pixel
+
+
+@pytest.fixture(scope="module")
+def honest():
+    """An MLP fitted to 4 classes of +-0.1 patterns on 1x8x8 grey images (seconds to train)."""
+    generator = torch.Generator().manual_seed(0)
+    templates = 0.1 * torch.randint(0, 2, (4, 1, 8, 8), generator=generator).float().mul(2).sub(1)
+    labels = torch.arange(256) % 4
+    x = (0.5 + templates[labels] + 0.03 * torch.randn(256, 1, 8, 8, generator=generator)).clamp(0, 1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-2)
+    for _ in range(100):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), labels).backward()
+        optimizer.step()
+    return model.eval(), x[:32], labels[:32]
+
+
+class Quantized(nn.Module):
+    """Gradient masking by construction: rounding to 8 bits has a zero gradient everywhere."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(torch.round(x * 255) / 255)
+
+
+def run(model, x, y):
+    return gradient_masking_checklist(model, x, y, THREAT, square_queries=1000, strongest="apgd-ce-10",
+                                      batch_size=32, progress=False, log=lambda *_: None)
+
+
+def test_checklist_passes_an_honest_model_and_flags_a_masked_one(honest):
+    model, x, y = honest
+    _, honest_checks = run(model, x, y)
+    results, masked_checks = run(Quantized(model), x, y)
+    passed = {c.name: c.passed for c in honest_checks}
+    assert all(passed.values()), checks_markdown(honest_checks)
+    masked = {c.name: c.passed for c in masked_checks}
+    assert not masked["unbounded PGD-100 (eps=1) reaches ~0 %"]
+    assert not masked["black-box not stronger than white-box"]
+    assert {r["eps"] for r in results} == {0.075, 0.15, 0.3, 0.6, 1.0}
+    assert "| **FAIL** |" in checks_markdown(masked_checks)
