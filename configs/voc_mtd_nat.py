@@ -6,6 +6,7 @@ _base_ = './voc_mtd.py'
 model = dict(
     nasty=dict(
         # The paper's text gives w = 0.006 and no tau; tau = 4 follows Nasty Teacher (CIFAR-10).
+        # The term is normalised like SSD's CE: sum over the chosen anchors / number of positives.
         weight=0.006,
         tau=4.0,
         scale_by_tau2=True,

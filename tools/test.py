@@ -1,11 +1,14 @@
 """Evaluate a detector clean and under attack: the row of the NAT paper's Table 13.
 
     python tools/test.py CONFIG CHECKPOINT --attack {none,cls,loc,dag,rap,all} [--eps 8]
-        [--alpha 2] [--steps 10] [--dag-steps 150] [--work-dir DIR] [--out RESULTS.json]
-        [--device cpu|cuda|cuda:N] [--cfg-options k=v ...] [--launcher ...]
+        [--alpha 2] [--steps 10] [--dag-steps 150] [--ci N] [--checklist] [--work-dir DIR]
+        [--out RESULTS.json] [--device cpu|cuda|cuda:N] [--cfg-options k=v ...] [--launcher ...]
 
-mAP is mmdet's VOCMetric of the config (11-point mAP@0.5 for VOC07 test). Results are printed
-and written atomically as JSON and Markdown (default: WORK_DIR/attack_results.{json,md}).
+mAP is mmdet's VOCMetric of the config (11-point mAP@0.5 for VOC07 test). ``--ci N`` adds to each
+mAP its 95 % interval from N bootstrap resamples of the test images (scored by the same metric).
+``--checklist`` also runs A_cls at 0.5x, 2x, 4x eps and at eps 255 and prints the pass/fail table
+of the gradient-masking checks (``nat_tasks/det/checklist.py``). Results are printed and written
+atomically as JSON and Markdown (default: WORK_DIR/attack_results.{json,md}).
 """
 import argparse
 import json
@@ -14,13 +17,13 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# torch >= 2.6 loads weights_only by default; mmengine's checkpoints hold numpy scalars.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 # mmengine imports pkg_resources (setuptools < 81 is pinned for it); its deprecation notice is noise.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from nat_tasks.core.checkpoint import atomic_write_text  # noqa: E402
 from nat_tasks.core.errors import NatError, cli_entry  # noqa: E402
+from nat_tasks.core.sanity import Check, checks_markdown  # noqa: E402
+from nat_tasks.core.stats import format_interval  # noqa: E402
 from nat_tasks.det.cli import add_runner_args, load_config, parse_runner_args, select_device  # noqa: E402
 
 ATTACK_CHOICES = ("none", "cls", "loc", "dag", "rap")
@@ -38,6 +41,11 @@ def parse_args(argv=None):
     parser.add_argument("--dag-steps", type=int, default=150, help="DAG iterations (Xie et al.: 150)")
     parser.add_argument("--dag-gamma", type=float, default=0.5, help="DAG step size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ci", type=int, default=0, metavar="N",
+                        help="95%% bootstrap interval of each mAP from N resamples of the test images "
+                             "(0: none; e.g. 200)")
+    parser.add_argument("--checklist", action="store_true",
+                        help="gradient-masking checks: A_cls at 0.5x/1x/2x/4x eps and at eps 255")
     parser.add_argument("--work-dir")
     parser.add_argument("--out", help="results JSON path (a .md table is written next to it)")
     add_runner_args(parser)
@@ -49,23 +57,45 @@ def _map_of(metrics, attack):
     return float(metrics[keys[0]]) * 100 if keys else None
 
 
-def summarise(metrics, attacks, config, checkpoint, attack_cfg):
-    rows = {attack: {"mAP": _map_of(metrics, attack),
-                     "images_per_s": float(metrics[f"{attack}/images_per_s"])} for attack in attacks}
-    return {"config": config, "checkpoint": checkpoint, "attack_cfg": attack_cfg, "results": rows,
-            "metrics": {k: float(v) for k, v in metrics.items()}}
+def _row(metrics, attack):
+    row = {"mAP": _map_of(metrics, attack), "n_images": int(metrics[f"{attack}/n_images"]),
+           "images_per_s": float(metrics[f"{attack}/images_per_s"])}
+    if f"{attack}/mAP_low" in metrics:
+        row["mAP_ci95"] = [float(metrics[f"{attack}/mAP_low"]), float(metrics[f"{attack}/mAP_high"])]
+    return row
+
+
+def summarise(metrics, attacks, config, checkpoint, attack_cfg, ci_resamples=0, checks=None):
+    rows = {attack: _row(metrics, attack) for attack in attacks}
+    summary = {"config": config, "checkpoint": checkpoint, "attack_cfg": attack_cfg,
+               "ci_resamples": ci_resamples, "results": rows,
+               "metrics": {k: float(v) for k, v in metrics.items()}}
+    if checks is not None:
+        summary["checklist"] = [check.as_dict() for check in checks]
+    return summary
+
+
+def _cell(row):
+    return format_interval(row["mAP"], *row.get("mAP_ci95", (None, None)))
 
 
 def markdown(summary):
-    attacks = list(summary["results"])
-    header = "| model | " + " | ".join(COLUMNS[a] for a in attacks) + " |"
-    rule = "|---|" + "---|" * len(attacks)
+    attacks = [a for a in summary["results"] if a in COLUMNS]
+    results = summary["results"]
+    header = "| model | n | " + " | ".join(COLUMNS[a] for a in attacks) + " |"
+    rule = "|---|---|" + "---|" * len(attacks)
     name = os.path.splitext(os.path.basename(summary["config"]))[0]
-    maps = " | ".join(f"{summary['results'][a]['mAP']:.1f}" for a in attacks)
-    speed = " | ".join(f"{summary['results'][a]['images_per_s']:.2f}" for a in attacks)
+    maps = " | ".join(_cell(results[a]) for a in attacks)
+    speed = " | ".join(f"{results[a]['images_per_s']:.2f}" for a in attacks)
     budget = summary["attack_cfg"]
-    return (f"mAP@0.5 (VOCMetric, %), Linf eps {budget['eps']:g} on 0..255\n\n{header}\n{rule}\n"
-            f"| {name} | {maps} |\n| images/s | {speed} |\n")
+    interval = (f"; [95 % interval: bootstrap over the n test images, {summary['ci_resamples']} resamples]"
+                if summary["ci_resamples"] else "")
+    table = (f"mAP@0.5 (VOCMetric, %), Linf eps {budget['eps']:g} on 0..255{interval}\n\n{header}\n{rule}\n"
+             f"| {name} | {results[attacks[0]]['n_images']} | {maps} |\n| images/s | | {speed} |\n")
+    if "checklist" in summary:
+        table += "\nGradient-masking checklist (A_cls)\n\n" + checks_markdown(
+            [Check(**check) for check in summary["checklist"]])
+    return table
 
 
 @cli_entry
@@ -75,6 +105,7 @@ def main(argv=None):
 
     from mmengine.runner import Runner
 
+    from nat_tasks.det.checklist import checklist_attacks, run_checks
     from nat_tasks.det.voc_checks import check_voc_config
 
     if not os.path.isfile(args.checkpoint):
@@ -85,15 +116,22 @@ def main(argv=None):
     # Evaluation needs neither the training attack nor the NAT adversary.
     cfg.model.pop("mtd", None)
     cfg.model.pop("nasty", None)
+    if args.ci < 0:
+        raise NatError(f"--ci {args.ci}: the number of bootstrap resamples must be >= 0")
     attacks = list(ATTACK_CHOICES) if args.attack == "all" else [args.attack]
+    if args.checklist:
+        attacks += [spec for spec in checklist_attacks(args.eps) if spec not in attacks]
     attack_cfg = dict(eps=args.eps, alpha=args.alpha, steps=args.steps, dag_steps=args.dag_steps,
                       dag_gamma=args.dag_gamma, seed=args.seed)
-    cfg.test_cfg = dict(type="AdversarialTestLoop", attacks=attacks, attack_cfg=attack_cfg)
+    cfg.test_cfg = dict(type="AdversarialTestLoop", attacks=attacks, attack_cfg=attack_cfg,
+                        bootstrap_resamples=args.ci, bootstrap_seed=args.seed)
     check_voc_config(cfg, splits=("test_dataloader",))
 
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    summary = summarise(metrics, attacks, args.config, args.checkpoint, attack_cfg)
+    checks = (run_checks({attack: _map_of(metrics, attack) for attack in attacks}, args.eps)
+              if args.checklist else None)
+    summary = summarise(metrics, attacks, args.config, args.checkpoint, attack_cfg, args.ci, checks)
     out = args.out or os.path.join(cfg.work_dir, "attack_results.json")
     table = markdown(summary)
     atomic_write_text(json.dumps(summary, indent=2) + "\n", out)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from mmdet.models.dense_heads import AnchorHead, SSDHead
+from mmdet.models.task_modules.prior_generators import anchor_inside_flags
 from mmdet.models.utils import unpack_gt_instances
 
 from ..core.errors import NatError
@@ -29,6 +30,7 @@ class AnchorTargets:
     bbox_targets: torch.Tensor   # (B, A, 4)
     bbox_weights: torch.Tensor   # (B, A, 4)
     avg_factor: float            # the head's batch normaliser (number of positives for SSD/RetinaNet)
+    inside: torch.Tensor         # (B, A) bool: anchors the head may use at all (its inside flags)
 
     def positives(self, num_classes):
         return (self.labels >= 0) & (self.labels < num_classes)
@@ -70,18 +72,20 @@ class AnchorHeadAdapter:
             anchor_list, valid_list = head.get_anchors(featmap_sizes, metas, device=cls_scores[0].device)
             labels, label_weights, bbox_targets, bbox_weights, avg_factor = head.get_targets(
                 anchor_list, valid_list, batch_gt, metas, batch_gt_instances_ignore=batch_ignore)[:5]
+            anchors = torch.stack([torch.cat(levels) for levels in anchor_list])
+            # The same flags the head's get_targets applies (an anchor outside them never trains).
+            inside = torch.stack([
+                anchor_inside_flags(anchors[i], torch.cat(valid_list[i]), meta["img_shape"][:2],
+                                    head.train_cfg.get("allowed_border", -1))
+                for i, meta in enumerate(metas)])
         return AnchorTargets(
-            anchors=torch.stack([torch.cat(levels) for levels in anchor_list]),
-            labels=torch.cat(labels, 1), label_weights=torch.cat(label_weights, 1),
+            anchors=anchors, labels=torch.cat(labels, 1), label_weights=torch.cat(label_weights, 1),
             bbox_targets=torch.cat(bbox_targets, 1), bbox_weights=torch.cat(bbox_weights, 1),
-            avg_factor=float(avg_factor))
+            avg_factor=float(avg_factor), inside=inside)
 
     # ---- losses --------------------------------------------------------------------------------
     def _decoded(self, deltas, targets):
-        if not self.head.reg_decoded_bbox:
-            return deltas
-        return self.head.bbox_coder.decode(targets.anchors.reshape(-1, 4), deltas.reshape(-1, 4)
-                                           ).reshape(deltas.shape)
+        return self.boxes(deltas, targets.anchors) if self.head.reg_decoded_bbox else deltas
 
     def per_image_losses(self, logits, deltas, targets):
         """(cls, loc), each (B,), normalised like the head so they sum to its batch losses."""
@@ -100,10 +104,16 @@ class AnchorHeadAdapter:
     def nasty_mask(self, logits, targets, anchors="sampled"):
         """(B, A) bool mask of the anchors the nasty term covers.
 
-        ``'sampled'``: the anchors the head's classification loss trains on (here every anchor with a
-        label weight, i.e. the sampler's choice); ``'all'``: every valid anchor.
+        ``'sampled'``: exactly the anchors the head's classification loss trains on (see
+        ``sampled``); anchors the assigner ignores (IoU between the negative and positive
+        thresholds) are left out. ``'all'``: every anchor inside the image (the head's inside
+        flags), ignored ones included.
         """
         _check_anchors_mode(anchors)
+        return targets.inside if anchors == "all" else self.sampled(logits, targets)
+
+    def sampled(self, logits, targets):
+        """Anchors with a classification label weight: the sampler's positives and negatives."""
         return targets.label_weights > 0
 
     def objectness(self, logits):
@@ -114,11 +124,18 @@ class AnchorHeadAdapter:
         """(B, A) log(1 - objectness), computed stably."""
         return F.logsigmoid(-logits.max(dim=-1).values)
 
-    def predicted_labels(self, logits):
-        """(B, A) label of each anchor; ``num_classes`` means background."""
-        best = logits.max(dim=-1)
-        background = torch.sigmoid(best.values) < 0.5
-        return torch.where(background, torch.full_like(best.indices, self.num_classes), best.indices)
+    def class_scores(self, logits):
+        """(B, A, num_classes) the per-class scores the head's predict thresholds and ranks."""
+        return torch.sigmoid(logits)
+
+    def score_threshold(self):
+        """The score below which the head's predict drops a class score (``test_cfg.score_thr``)."""
+        return float((self.head.test_cfg or {}).get("score_thr", 0.0))
+
+    def boxes(self, deltas, anchors):
+        """(B, A, 4) predicted boxes (x1, y1, x2, y2) in input pixels: ``deltas`` decoded on ``anchors``."""
+        return self.head.bbox_coder.decode(anchors.reshape(-1, 4), deltas.reshape(-1, deltas.shape[-1])
+                                           ).reshape(*deltas.shape[:-1], 4)
 
 
 class SSDHeadAdapter(AnchorHeadAdapter):
@@ -133,13 +150,10 @@ class SSDHeadAdapter(AnchorHeadAdapter):
         return (torch.cat([cls.reshape(1) for cls, _ in losses]),
                 torch.stack([loc.reshape(()) for _, loc in losses]))
 
-    def nasty_mask(self, logits, targets, anchors="sampled"):
-        """``'sampled'``: positives + the hardest ``neg_pos_ratio`` x positives negatives (by the
-        target's CE), i.e. exactly the anchors SSD's classification loss uses."""
-        _check_anchors_mode(anchors)
+    def sampled(self, logits, targets):
+        """Positives + the hardest ``neg_pos_ratio`` x positives negatives (by the target's CE),
+        i.e. exactly the anchors SSD's classification loss uses."""
         valid = targets.label_weights > 0
-        if anchors == "all":
-            return valid
         positive = targets.positives(self.num_classes) & valid
         negative = (targets.labels == self.num_classes) & valid
         with torch.no_grad():
@@ -158,8 +172,8 @@ class SSDHeadAdapter(AnchorHeadAdapter):
     def log_no_object(self, logits):
         return logits.log_softmax(dim=-1)[..., self.num_classes]
 
-    def predicted_labels(self, logits):
-        return logits.argmax(dim=-1)
+    def class_scores(self, logits):
+        return logits.softmax(dim=-1)[..., :self.num_classes]
 
 
 def _check_anchors_mode(anchors):

@@ -3,14 +3,19 @@
 Per image, two candidates are crafted in the same Linf ball around the clean pixels: one ascends
 the classification loss, one the localisation loss (each from its own random start). Each image
 keeps the candidate with the larger total (cls + loc) loss; the detector trains on that batch.
+
+The detector crafts in eval mode (``eval_mode``), as classification's inner attacks do: the attack
+then sees the network evaluation sees, and its extra forward passes do not move BatchNorm's running
+statistics (in train mode each step would update them with adversarial-candidate batches).
 """
 from dataclasses import dataclass
 
 import torch
 
-from ..core.attacks import projected_gradient_ascent
+from ..core.attacks import eval_mode
 from ..core.errors import check_eps
 from .pixel_space import PIXEL_BOUNDS
+from .real_area import ascend
 
 TASKS = ("cls", "loc")
 
@@ -52,6 +57,12 @@ class TaskLosses:
             self.targets = self.adapter.targets(cls_scores, self.data_samples, self.gt_instances)
         return self.adapter.flat_logits(cls_scores), self.adapter.flat_deltas(bbox_preds)
 
+    def ground_truth(self):
+        """One ``InstanceData`` per image, in input coordinates."""
+        if self.gt_instances is not None:
+            return self.gt_instances
+        return [sample.gt_instances for sample in self.data_samples]
+
     def __call__(self, pixels):
         return self.adapter.per_image_losses(*self.outputs(pixels), self.targets)
 
@@ -70,12 +81,14 @@ def select_per_image(candidates, scores):
     return candidates[choice, torch.arange(candidates.shape[1], device=candidates.device)], choice
 
 
-def craft_mtd(losses, pixels, config):
-    """The MTD batch for clean ``pixels`` (B, C, H, W) in 0..255: (adversarial pixels, choice)."""
+def craft_mtd(losses, pixels, config, area=None):
+    """The MTD batch for clean ``pixels`` (B, C, H, W) in 0..255: (adversarial pixels, choice).
+
+    ``area``: the (B, 1, H, W) mask of the real pixels (None: all), see ``real_area``.
+    """
     candidates = torch.stack([
-        projected_gradient_ascent(
-            losses.task(task), pixels, eps=config.eps, alpha=config.alpha, steps=config.steps,
-            random_start=config.random_start, bounds=PIXEL_BOUNDS)
+        ascend(losses.task(task), pixels, area, eps=config.eps, alpha=config.alpha, steps=config.steps,
+               random_start=config.random_start, bounds=PIXEL_BOUNDS)
         for task in TASKS])
     with torch.no_grad():
         totals = torch.stack([sum(losses(candidate)) for candidate in candidates])

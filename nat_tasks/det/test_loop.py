@@ -3,15 +3,20 @@
 mmengine's ``TestLoop`` runs every iteration under ``no_grad``; attacks need input gradients, so
 this loop crafts them under ``enable_grad`` and only then predicts. One ``runner.test()`` call
 makes one pass over the test set per attack and reports, for each, the evaluator's metrics
-(``VOCMetric``: 11-point mAP@0.5) and the images per second of that pass, with keys prefixed by the
-attack name (``none/pascal_voc/mAP``, ``cls/images_per_s``, ...).
+(``VOCMetric``: 11-point mAP@0.5), the number of images and the images per second of that pass,
+with keys prefixed by the attack (``none/pascal_voc/mAP``, ``cls/images_per_s``, ``cls/n_images``).
+An attack ``name@eps`` runs with budget eps (the PGD step scaled alike; ``cls@16``), e.g. for the
+eps sweep of the gradient-masking checklist. With ``bootstrap_resamples > 0`` each pass also
+reports the 95 % bootstrap interval of its mAP over the test images (``.../mAP_low``,
+``.../mAP_high``, see ``map_interval``; computed in the main process on all images).
 
     test_cfg = dict(type='AdversarialTestLoop', attacks=['none', 'cls', 'loc', 'dag', 'rap'],
-                    attack_cfg=dict(eps=8, alpha=2, steps=10))
+                    attack_cfg=dict(eps=8, alpha=2, steps=10), bootstrap_resamples=200)
 """
 import time
 
 import torch
+from mmengine.dist import collect_results, is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import TestLoop
 from mmengine.runner.amp import autocast
@@ -20,22 +25,38 @@ from mmdet.registry import LOOPS
 from ..core.errors import NatError
 from .attacks import ATTACKS, AttackConfig, run_attack
 from .head_adapters import head_adapter
+from .map_interval import map_interval
 from .pixel_space import PixelSpace
 
 CLEAN = "none"
 
 
+def parse_attack(spec):
+    """``'cls'`` -> ('cls', None); ``'cls@16'`` -> ('cls', 16.0): the attack and its eps override."""
+    name, _, eps = str(spec).partition("@")
+    if name not in (CLEAN,) + ATTACKS or (eps and name == CLEAN):
+        raise NatError(f"unknown attack {spec!r}; expected one of {(CLEAN,) + ATTACKS}, "
+                       "optionally with @eps (e.g. cls@16)")
+    try:
+        return name, (float(eps) if eps else None)
+    except ValueError:
+        raise NatError(f"attack {spec!r}: the eps after @ must be a number") from None
+
+
 @LOOPS.register_module()
 class AdversarialTestLoop(TestLoop):
     def __init__(self, runner, dataloader, evaluator, attacks=(CLEAN,), attack_cfg=None,
-                 gt_in_original_scale=True, fp16=False):
+                 gt_in_original_scale=True, fp16=False, bootstrap_resamples=0, bootstrap_seed=0):
         super().__init__(runner, dataloader, evaluator, fp16=fp16)
-        unknown = [a for a in attacks if a not in (CLEAN,) + ATTACKS]
-        if unknown:
-            raise NatError(f"unknown attack(s) {unknown}; expected {(CLEAN,) + ATTACKS}")
         self.attacks = list(attacks)
         self.attack_cfg = AttackConfig(**(attack_cfg or {}))
+        self.configs = {}
+        for spec in self.attacks:
+            name, eps = parse_attack(spec)
+            self.configs[spec] = (name, self.attack_cfg if eps is None else self.attack_cfg.at_eps(eps))
         self.gt_in_original_scale = gt_in_original_scale
+        self.bootstrap_resamples = int(bootstrap_resamples)
+        self.bootstrap_seed = bootstrap_seed
         self.attack = CLEAN
 
     @property
@@ -55,12 +76,26 @@ class AdversarialTestLoop(TestLoop):
                 self.run_iter(idx, data_batch)
                 images += len(data_batch["inputs"])
             elapsed = time.perf_counter() - start
+            interval = self._map_interval()
             result = self.evaluator.evaluate(len(self.dataloader.dataset))
             result["images_per_s"] = images / max(elapsed, 1e-9)
+            result["n_images"] = len(self.dataloader.dataset)
+            if interval is not None:
+                result["mAP_low"], result["mAP_high"] = interval
             self.runner.call_hook("after_test_epoch", metrics=result)
             metrics.update({f"{attack}/{key}": value for key, value in result.items()})
         self.runner.call_hook("after_test")
         return metrics
+
+    def _map_interval(self):
+        """The bootstrap interval of this pass's mAP (before ``evaluate`` clears the results)."""
+        if self.bootstrap_resamples <= 0:
+            return None
+        metric = self.evaluator.metrics[0]
+        results = collect_results(metric.results, len(self.dataloader.dataset), metric.collect_device)
+        if not is_main_process():
+            return None
+        return map_interval(metric, results, self.bootstrap_resamples, self.bootstrap_seed)
 
     def run_iter(self, idx, data_batch):
         self.runner.call_hook("before_test_iter", batch_idx=idx, data_batch=data_batch)
@@ -68,10 +103,11 @@ class AdversarialTestLoop(TestLoop):
         with torch.no_grad():
             data = detector.data_preprocessor(data_batch, False)
         inputs, data_samples = data["inputs"], data["data_samples"]
-        if self.attack != CLEAN:
-            inputs = run_attack(self.attack, detector, head_adapter(detector.bbox_head),
+        name, attack_cfg = self.configs[self.attack]
+        if name != CLEAN:
+            inputs = run_attack(name, detector, head_adapter(detector.bbox_head),
                                 PixelSpace(detector.data_preprocessor), inputs, data_samples,
-                                self.attack_cfg, self.gt_in_original_scale).detach()
+                                attack_cfg, self.gt_in_original_scale).detach()
         with torch.no_grad(), autocast(enabled=self.fp16):
             outputs = detector(inputs, data_samples, mode="predict")
         self.evaluator.process(data_samples=outputs, data_batch=data_batch)

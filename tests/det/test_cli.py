@@ -9,22 +9,34 @@ import torch
 from .conftest import TINY_EPOCHS, build_detector, run_tool, tiny_config_text
 from .helpers import load_tool
 
+DAG_MAX_FRACTION_OF_CLEAN = 0.5
+
 
 def test_test_cli_attacks_lower_map_and_write_results(trained_tiny, tmp_path):
     config, _, checkpoint = trained_tiny
     out = tmp_path / "results.json"
     result = run_tool("test", config, checkpoint, "--attack", "all", "--steps", "5", "--dag-steps", "20",
+                      "--ci", "20", "--checklist",
                       "--work-dir", str(tmp_path), "--out", str(out), "--device", "cpu")
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads(out.read_text())["results"]
-    assert list(rows) == ["none", "cls", "loc", "dag", "rap"]
+    summary = json.loads(out.read_text())
+    rows = summary["results"]
+    assert list(rows) == ["none", "cls", "loc", "dag", "rap", "cls@4", "cls@16", "cls@32", "cls@255"]
     clean = rows["none"]["mAP"]
     assert clean > 20, f"the tiny detector did not learn: clean mAP {clean}"
     for attack in ("cls", "loc", "dag", "rap"):
         assert rows[attack]["mAP"] < clean - 1, (attack, rows)
         assert rows[attack]["images_per_s"] > 0
+    # Dense DAG removes most true positives even in 20 iterations (see the README for the figures).
+    assert rows["dag"]["mAP"] < DAG_MAX_FRACTION_OF_CLEAN * clean, rows
+    for attack, row in rows.items():
+        low, high = row["mAP_ci95"]
+        assert row["n_images"] == 24 and low <= row["mAP"] <= high, (attack, row)
+    assert [check["name"] for check in summary["checklist"]] == [
+        "A_cls mAP falls with eps", "unbounded A_cls (eps 255) reaches ~0 mAP"]
     table = (tmp_path / "results.md").read_text()
     assert "A_cls" in table and "DAG" in table and "RAP" in table
+    assert "Gradient-masking checklist" in table and "bootstrap over the n test images" in table
 
 
 def test_train_cli_mtd_nat_logs_the_nasty_loss(trained_tiny, tmp_path):

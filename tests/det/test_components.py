@@ -35,7 +35,9 @@ RETINA = dict(
 def _retina(tiny_config):
     from mmengine.config import Config
     from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
 
+    register_all_modules()
     cfg = Config.fromfile(tiny_config)
     cfg.merge_from_dict({"model": copy.deepcopy(RETINA)})  # merging pops the _delete_ keys
     return MODELS.build(cfg.model), cfg
@@ -197,13 +199,17 @@ def test_nasty_term_equals_nastyloss_on_the_chosen_anchors(trained_tiny, anchors
 
     logits = adapter.flat_logits(cls_scores)
     targets = task_losses.targets
-    mask = (_hard_mined_mask(logits, targets, 3) if anchors == "sampled" else targets.label_weights > 0)
+    mask = (_hard_mined_mask(logits, targets, 3) if anchors == "sampled"
+            else torch.ones_like(targets.labels, dtype=torch.bool))  # allowed_border=-1: all inside
     adversary, _ = build_detector(config)
     load_checkpoint(adversary, checkpoint, map_location="cpu")
     adversary.eval()
     with torch.no_grad():
         adversary_logits = adapter.flat_logits(adversary.bbox_head(adversary.extract_feat(inputs))[0])
-    expected = NastyLoss(0.5, 2.0)(logits[mask], adversary_logits[mask])
+    # Normalised like SSD's classification loss: sum over the chosen anchors / number of positives.
+    num_positives = int((targets.labels < 3).sum())
+    assert targets.avg_factor == num_positives
+    expected = NastyLoss(0.5, 2.0, reduction="sum")(logits[mask], adversary_logits[mask]) / num_positives
     torch.testing.assert_close(term, expected, rtol=1e-4, atol=1e-6)
     assert term.requires_grad
 
