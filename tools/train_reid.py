@@ -10,8 +10,6 @@ import os
 import sys
 import warnings
 
-# torchreid's checkpoints hold numpy scalars: torch >= 2.6 refuses them with weights_only.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 # Ranking goes through faiss (nat_tasks.reid.evaluate), never torchreid's slow fallback.
 warnings.filterwarnings("ignore", message="Cython evaluation .* is unavailable")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -7,3 +7,4 @@
 - ``data`` / ``synthetic``: torchreid data in [0, 1], layout checks, the generated Market tree.
 - ``runner``: what ``tools/train_reid.py`` runs.
 """
+from nat_tasks import runtime  # noqa: F401  (checkpoints load weights-only, with the allow-list)

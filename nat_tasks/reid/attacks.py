@@ -1,21 +1,30 @@
 """Metric attacks on re-ID embeddings (Bai et al. 2020; Bouniot et al. 2020), Linf in [0, 1] pixels.
 
 Every attack ascends a squared-L2 objective on the embedding ``f`` with the shared engine
-``projected_gradient_ascent``:
+``projected_gradient_ascent``. The weighting is the reference implementation's (CEA-LIST/adv-reid,
+``utils/adv_evaluation.py``: ``perturb_queries`` with ``multi_mse``, ``perturb_queries_hardest_multi``
+with ``max_min_mse``). Each image ``x`` gets a list of ``M`` push guides: the clean features of every
+guide of its identity (``x`` itself included), padded with copies of its own clean feature
+``f(x)`` up to ``M``, the size of the largest identity in the guide set. Then
 
-- ``ifgsm`` (AMA): ``mean_g ||f(x') - f(g)||^2`` over same-identity guides ``g``, no random start;
-- ``sma`` (self metric attack): ``||f(x') - f(x)||^2`` from the image's own clean feature, random
-  start (the gradient is zero at ``x' = x``);
-- ``fna`` (furthest-negative attack): the ``ifgsm`` push minus ``||f(x') - c||^2``, the pull toward
-  the mean feature ``c`` of the other identity furthest from ``f(x)``; no random start.
+- ``ifgsm`` (AMA): ``sum_{j<M} ||f(x') - g_j||^2``, no random start;
+- ``sma`` (self metric attack): ``||f(x') - f(x)||^2``, random start (the gradient is zero at
+  ``x' = x``);
+- ``fna`` (furthest-negative attack): the ``ifgsm`` sum minus *one* ``||f(x') - c||^2``, the pull
+  toward the mean feature ``c`` of the other identity furthest from ``f(x)``; no random start.
 
-The mean of squared distances to several guides equals the squared distance to their mean plus a
-constant, so an attack only needs one ``push`` centre (and one ``pull`` centre) per image.
-Guides are the query set at evaluation and the identity-sampled batch in AMD training; an image
-whose identity has no other guide is pushed from its own clean feature.
+So the push weighs ``M`` (6 on Market-1501's query set) against FNA's pull of 1. The sum equals
+``M ||f(x') - p||^2`` plus a constant, with ``p = f(x) + sum_{other guides g}(g - f(x)) / M``: an
+attack needs one push centre and its weight ``M`` per image (``MetricTarget``).
+
+An image whose identity has no other guide has ``p = f(x)`` exactly: at ``x' = x`` the push
+gradient is zero and ``sign(0) = 0``, so IFGSM leaves it unperturbed (the reference does the same);
+FNA moves it by its pull, and the push away from ``f(x)`` acts from the second step on. Guides are
+the query set at evaluation and the identity-sampled batch in AMD training.
 """
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -24,6 +33,13 @@ from nat_tasks.core.errors import NatError
 
 ATTACKS = ("fna", "sma", "ifgsm")
 RANDOM_START = {"fna": False, "sma": True, "ifgsm": False}
+
+
+class MetricTarget(NamedTuple):
+    """Per image: ``push_weight * ||f(x') - push||^2 - ||f(x') - pull||^2`` (pull optional)."""
+    push: torch.Tensor
+    push_weight: torch.Tensor
+    pull: Optional[torch.Tensor] = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +61,8 @@ class MetricAttack:
         """The paper's label, ``8/255-16``: eps in 1/255 units and the number of steps."""
         return f"{Fraction(self.eps * 255).limit_denominator(100)}/255-{self.steps}"
 
-    def __call__(self, embed, x, push, pull=None):
-        return metric_attack(embed, x, self.kind, push, pull, eps=self.eps, alpha=self.alpha,
+    def __call__(self, embed, x, target):
+        return metric_attack(embed, x, self.kind, target, eps=self.eps, alpha=self.alpha,
                              steps=self.steps)
 
 
@@ -64,19 +80,20 @@ def identity_centres(features, pids):
     return unique, sums / counts[:, None]
 
 
-def guide_centres(features, pids, guide_features, guide_pids, self_index=None):
-    """Per image, the mean clean feature of its same-identity guides, itself excluded.
+def push_centres(features, pids, guide_features, guide_pids, self_index=None):
+    """``(p, M)``: the reference's padded push sum as ``M ||f(x') - p||^2`` + const, per image.
 
     ``self_index``: where each image sits in the guide set (the query set, the training batch);
-    an image whose identity has no other guide falls back to its own feature.
+    its own entry is left out of the sum of ``g - f(x)`` (it is zero) so that an image without
+    another guide gets ``p = f(x)`` bit for bit, not a rounded mean of copies.
     """
-    same = pids[:, None] == guide_pids[None, :]
+    other = pids[:, None] == guide_pids[None, :]
     if self_index is not None:
-        same[torch.arange(len(pids), device=pids.device), self_index] = False
-    weights = same.to(features.dtype)
-    counts = weights.sum(1, keepdim=True)
-    centres = weights @ guide_features / counts.clamp_min(1)
-    return torch.where(counts > 0, centres, features)
+        other[torch.arange(len(pids), device=pids.device), self_index] = False
+    weights = other.to(features.dtype)
+    largest = torch.unique(guide_pids, return_counts=True)[1].max().to(features.dtype)
+    offsets = weights @ guide_features - weights.sum(1, keepdim=True) * features
+    return features + offsets / largest, largest
 
 
 def furthest_identity_centres(features, pids, guide_features, guide_pids):
@@ -89,33 +106,34 @@ def furthest_identity_centres(features, pids, guide_features, guide_pids):
     return centres[distance.argmax(1)]
 
 
-def attack_centres(kind, features, pids, guide_features, guide_pids, self_index=None):
-    """``(push, pull)`` centres of an attack for images with clean ``features``/``pids``."""
+def attack_target(kind, features, pids, guide_features, guide_pids, self_index=None):
+    """The ``MetricTarget`` of attack ``kind`` for images with clean ``features``/``pids``."""
     _check_kind(kind)
     if kind == "sma":
-        return features, None
-    push = guide_centres(features, pids, guide_features, guide_pids, self_index)
+        return MetricTarget(features, features.new_ones(()))
+    push, weight = push_centres(features, pids, guide_features, guide_pids, self_index)
     if kind == "ifgsm":
-        return push, None
-    return push, furthest_identity_centres(features, pids, guide_features, guide_pids)
+        return MetricTarget(push, weight)
+    return MetricTarget(push, weight, furthest_identity_centres(features, pids, guide_features,
+                                                                guide_pids))
 
 
-def metric_objective(embed, push, pull=None):
-    """Per-sample ``||f(x') - push||^2 (- ||f(x') - pull||^2)`` as a function of ``x'``."""
+def metric_objective(embed, target):
+    """Per-sample objective of ``target`` as a function of ``x'``."""
 
     def objective(x_adv):
         feats = embed(x_adv)
-        loss = (feats - push).pow(2).sum(1)
-        if pull is not None:
-            loss = loss - (feats - pull).pow(2).sum(1)
+        loss = target.push_weight * (feats - target.push).pow(2).sum(1)
+        if target.pull is not None:
+            loss = loss - (feats - target.pull).pow(2).sum(1)
         return loss
 
     return objective
 
 
-def metric_attack(embed, x, kind, push, pull=None, *, eps, alpha, steps):
+def metric_attack(embed, x, kind, target, *, eps, alpha, steps):
     """Adversarial images for ``x`` (in [0, 1]) under metric attack ``kind``; ``embed`` -> features."""
     _check_kind(kind)
-    return projected_gradient_ascent(metric_objective(embed, push, pull), x, eps=eps, alpha=alpha,
+    return projected_gradient_ascent(metric_objective(embed, target), x, eps=eps, alpha=alpha,
                                      steps=steps, norm="Linf", random_start=RANDOM_START[kind],
                                      bounds=(0.0, 1.0))

@@ -2,7 +2,7 @@
 
 Images stay in [0, 1] (``norm_mean=0, norm_std=1``): the model normalises inside, so attacks and
 budgets are in pixel units. The generated Market-1501 tree is registered as the torchreid data set
-``synthetic_market1501`` and written under ``ROOT/synthetic_market1501/`` on first use.
+``synthetic_market1501`` and written under ``ROOT/synthetic_market1501_v2/`` on first use.
 """
 import os
 import os.path as osp
@@ -14,6 +14,11 @@ from nat_tasks.core.errors import NatError
 from .synthetic import SPLITS, write_market_tree
 
 SYNTHETIC = "synthetic_market1501"
+# The folder names the generator's version, so a tree written by an older one (v1: 24 queries)
+# is never silently reused; bump it whenever DEMO_TREE or synthetic.py changes what is written.
+SYNTHETIC_DIR = SYNTHETIC + "_v2"
+# Enough test identities and queries (1-4 per identity, ~250) for intervals that can tell models apart.
+DEMO_TREE = dict(test_ids=100, max_queries=4)
 INPUT_SIZE = (256, 128)  # torchreid's Market-1501 default (height, width)
 MARKET_TREE = ("ROOT/market1501/Market-1501-v15.09.15/{bounding_box_train,query,bounding_box_test}/"
                "*.jpg named like 0002_c1s1_000451_03.jpg")
@@ -32,13 +37,13 @@ def _synthetic_dataset_class():
 
     class SyntheticMarket1501(Market1501):
         """The embedded default: a generated Market-1501 tree, written on first use."""
-        dataset_dir = SYNTHETIC
+        dataset_dir = SYNTHETIC_DIR
         dataset_url = None
 
         def __init__(self, root="", **kwargs):
-            folder = osp.join(osp.abspath(osp.expanduser(root)), SYNTHETIC)
+            folder = osp.join(osp.abspath(osp.expanduser(root)), SYNTHETIC_DIR)
             if not osp.isdir(folder):
-                write_tree_atomically(folder)
+                write_tree_atomically(folder, **DEMO_TREE)
             super().__init__(root=root, **kwargs)
 
     return SyntheticMarket1501

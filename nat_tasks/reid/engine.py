@@ -3,8 +3,9 @@
 One step on an identity-sampled batch X (P identities x K images):
 
     vanilla:  L = w_x * CE_ls(X) + w_t * Triplet(X)
-    AMD:      X' = metric attack on X (guides: the other images of each identity in the batch),
-              L = w_x * CE_ls(X u X') + w_t * Triplet(X u X')
+    AMD:      X' = metric attack on X (guides: the batch's images of each identity, weighted as
+              at evaluation: the push sums over the K images of the identity, FNA's pull
+              counts once; see ``attacks``), L = w_x * CE_ls(X u X') + w_t * Triplet(X u X')
     AMD&NAT:  L_AMD + NastyLoss(logits(X u X'), adversary_logits(X u X'))
               = L_AMD - w * tau^2 * mean KL(softmax(z_t / tau) || softmax(z_a / tau))
 
@@ -25,7 +26,7 @@ from torchreid.reid.engine import ImageTripletEngine
 from nat_tasks.core.checkpoint import atomic_save
 from nat_tasks.core.errors import check_finite
 
-from .attacks import attack_centres
+from .attacks import attack_target
 from .evaluate import rank
 from .robustness import extract_features
 
@@ -97,8 +98,8 @@ class AdversarialTripletEngine(ImageTripletEngine):
             with torch.no_grad():
                 clean = self.model.embed(imgs)
             self_index = torch.arange(len(imgs), device=imgs.device)
-            push, pull = attack_centres(self.train_attack.kind, clean, pids, clean, pids, self_index)
-            return self.train_attack(self.model.embed, imgs, push, pull)
+            target = attack_target(self.train_attack.kind, clean, pids, clean, pids, self_index)
+            return self.train_attack(self.model.embed, imgs, target)
         finally:
             self.model.train(was_training)
 

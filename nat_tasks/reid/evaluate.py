@@ -7,6 +7,8 @@ removed from its ranking, queries without a remaining correct match are skipped,
 gallery entry counts (distractors ``0`` are ordinary non-matches; junk ``-1`` images never reach
 here because torchreid's Market-1501 loader drops them). CMC and AP are computed with the same
 floating-point operations as torchreid, so the numbers agree bit for bit on the same ranking.
+``query_ranking`` also keeps the per-query AP and first-hit positions (what the 95 % intervals
+resample); ``chance_scores`` is the expected mAP / Rank-1 of a random ranking (``--checklist``).
 
 How, exactly and in bounded memory: faiss' exhaustive ``IndexFlatL2`` search (a range search
 with an infinite radius: every gallery entry with its distance, in gallery order, no sorting)
@@ -17,6 +19,8 @@ smaller gallery index (faiss' order of exact ties), minus the removed same-camer
 torchreid's unstable argsort may order an exact tie between a match and a non-match otherwise,
 the only case where the two can differ (by one position of one match).
 """
+from dataclasses import dataclass
+
 import faiss
 import numpy as np
 
@@ -47,6 +51,24 @@ def _same_identity_index(g_pids):
     return dict(zip(pids.tolist(), np.split(order, starts[1:])))
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """Ranking metrics and their per-query values (valid queries only, in query order).
+
+    ``cmc[r - 1]`` = Rank-r accuracy, ``mAP`` the mean of ``ap``; ``first_hit`` is the 1-based
+    position of each query's first correct match, so ``first_hit == 1`` are its Rank-1 hits.
+    """
+    cmc: np.ndarray
+    mAP: float
+    query_index: np.ndarray
+    ap: np.ndarray
+    first_hit: np.ndarray
+
+    @property
+    def rank1_hits(self):
+        return (self.first_hit == 1).astype(np.float64)
+
+
 def rank(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
     """CMC and mAP of ``qf`` against ``gf`` (squared L2), Market-1501 protocol.
 
@@ -54,21 +76,41 @@ def rank(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
     every ``r <= max(ranks)`` (clipped to the gallery size, as torchreid does), ``mAP`` a float.
     Equal to ``torchreid.reid.metrics.evaluate_rank(distmat, ..., max_rank=max(ranks))``.
     """
+    result = query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks)
+    return result.cmc, result.mAP
+
+
+def _protocol(q_pids, g_pids, q_camids, g_camids, num_q, num_g):
+    """Per query, ``(kept matches, removed same-camera entries)`` of the gallery, or ``None``
+    for a query the protocol skips (its identity is not in the gallery under another camera)."""
+    q_pids, q_camids = _labels(q_pids, num_q, "q_pids"), _labels(q_camids, num_q, "q_camids")
+    g_pids, g_camids = _labels(g_pids, num_g, "g_pids"), _labels(g_camids, num_g, "g_camids")
+    by_identity = _same_identity_index(g_pids)
+    empty = np.zeros(0, dtype=np.int64)
+    queries = []
+    for q in range(num_q):
+        same = by_identity.get(int(q_pids[q]), empty)
+        removed = g_camids[same] == q_camids[q]
+        queries.append(None if removed.all() else (same[~removed], same[removed]))
+    if all(m is None for m in queries):
+        raise NatError("no query identity appears in the gallery under another camera")
+    return queries
+
+
+def query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
+    """``rank`` with the per-query AP and first-hit positions behind it (a ``Ranking``)."""
     qf, gf = _features(qf, "query features"), _features(gf, "gallery features")
     num_q, num_g = qf.shape[0], gf.shape[0]
     if num_q == 0 or num_g == 0:
         raise NatError(f"nothing to rank: {num_q} queries, {num_g} gallery entries")
     if qf.shape[1] != gf.shape[1]:
         raise NatError(f"query features are {qf.shape[1]}-d but gallery features {gf.shape[1]}-d")
-    q_pids, q_camids = _labels(q_pids, num_q, "q_pids"), _labels(q_camids, num_q, "q_camids")
-    g_pids, g_camids = _labels(g_pids, num_g, "g_pids"), _labels(g_camids, num_g, "g_camids")
+    protocol = _protocol(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
     max_rank = min(max(ranks), num_g)
-    by_identity = _same_identity_index(g_pids)
-    empty = np.zeros(0, dtype=np.int64)
 
     index = faiss.IndexFlatL2(qf.shape[1])
     index.add(gf)
-    first_hit, ap = [], []  # valid queries only, in query order (as torchreid appends them)
+    valid, first_hit, ap = [], [], []  # valid queries only, in query order (as torchreid appends)
     chunk = max(1, CHUNK_ELEMENTS // num_g)
     for start in range(0, num_q, chunk):
         queries = np.arange(start, min(start + chunk, num_q))
@@ -76,21 +118,38 @@ def rank(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
         distances = np.empty((len(queries), num_g), dtype=np.float32)
         distances[np.repeat(np.arange(len(queries)), np.diff(lims).astype(np.int64)), ids] = dist
         for row, q in enumerate(queries):
-            same = by_identity.get(int(q_pids[q]), empty)
-            removed = g_camids[same] == q_camids[q]
-            if removed.all():
+            if protocol[q] is None:
                 continue  # the identity is not in the gallery under another camera: skipped
-            hit, score = _first_hit_and_ap(distances[row], same[~removed], same[removed],
-                                           num_g - int(removed.sum()))
+            matches, removed = protocol[q]
+            hit, score = _first_hit_and_ap(distances[row], matches, removed, num_g - removed.size)
+            valid.append(q)
             first_hit.append(hit)
             ap.append(score)
-    if not ap:
-        raise NatError("no query identity appears in the gallery under another camera")
 
     # torchreid: int CMC rows -> float32, summed over queries, divided by the count (a float).
     cmc_rows = (np.array(first_hit)[:, None] <= np.arange(1, max_rank + 1)).astype(np.float32)
     cmc = cmc_rows.sum(0) / float(len(ap))
-    return cmc, float(np.mean(ap))
+    return Ranking(cmc, float(np.mean(ap)), np.array(valid), np.array(ap), np.array(first_hit))
+
+
+def chance_scores(q_pids, g_pids, q_camids, g_camids):
+    """``(mAP, Rank-1)`` of a uniformly random ranking, in expectation, on the same protocol.
+
+    For a query with ``R`` correct matches among ``N`` kept gallery entries the expected AP is
+    ``(H_N + (R - 1) (N - H_N) / (N - 1)) / N`` (``H_N`` the N-th harmonic number: position ``i``
+    is a match with probability ``R / N``, and then holds ``1 + (i - 1)(R - 1)/(N - 1)`` matches
+    in expectation), and the expected Rank-1 hit ``R / N``.
+    """
+    num_q, num_g = len(np.asarray(q_pids).reshape(-1)), len(np.asarray(g_pids).reshape(-1))
+    ap, hit = [], []
+    for query in _protocol(q_pids, g_pids, q_camids, g_camids, num_q, num_g):
+        if query is None:
+            continue
+        r, n = query[0].size, num_g - query[1].size
+        harmonic = np.sum(1.0 / np.arange(1, n + 1))
+        ap.append(1.0 if n == 1 else (harmonic + (r - 1) * (n - harmonic) / (n - 1)) / n)
+        hit.append(r / n)
+    return float(np.mean(ap)), float(np.mean(hit))
 
 
 def _first_hit_and_ap(row, matches, removed, num_kept):

@@ -1,12 +1,10 @@
 """torchreid models on [0, 1] images, their ID logits, and the frozen vanilla adversary."""
 import os
-import warnings
 
-import torch
 from torch import nn
 
 from nat_tasks.core.adversary import FrozenAdversary
-from nat_tasks.core.checkpoint import load_state_dict
+from nat_tasks.core.checkpoint import load_state_dict, safe_load, state_dict_of
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.pixel import Normalize
 
@@ -61,10 +59,10 @@ def build_reid_model(name, num_classes, pretrained=None):
     """A torchreid model ``name`` for ``num_classes`` identities, never downloading weights.
 
     ``pretrained``: a local ImageNet checkpoint (torchvision/torchreid keys); layers that do not
-    fit (the ImageNet classifier) are skipped by torchreid's ``load_pretrained_weights``.
+    fit (the ImageNet classifier) are skipped, as torchreid's ``load_pretrained_weights`` does. Not
+    that function itself: its loader retries an unreadable file with ``weights_only=False``.
     """
     from torchreid.reid import models
-    from torchreid.reid.utils import load_pretrained_weights
 
     try:
         backbone = models.build_model(name, num_classes, loss="triplet", pretrained=False,
@@ -75,11 +73,12 @@ def build_reid_model(name, num_classes, pretrained=None):
         if not os.path.isfile(pretrained):
             raise NatError(f"pretrained weights not found: {pretrained} (give a local ImageNet "
                            "checkpoint of the same architecture; nothing is downloaded)")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            load_pretrained_weights(backbone, pretrained)
-        if any("cannot be loaded" in str(w.message) for w in caught):
+        own = backbone.state_dict()
+        fitting = {k: v for k, v in load_state_dict(pretrained).items()
+                   if k in own and v.shape == own[k].shape}
+        if not fitting:
             raise NatError(f"no layer of {pretrained} fits torchreid's {name}")
+        backbone.load_state_dict(fitting, strict=False)
     return ReidNet(backbone)
 
 
@@ -88,9 +87,8 @@ def read_checkpoint(path):
 
     Our ``meta`` records the torchreid model name, the number of identities and the method.
     """
-    state = load_state_dict(path)  # one clear line for a missing or unreadable file
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    return state, dict(obj.get("meta") or {})
+    obj = safe_load(path)  # weights-only; one clear line for a missing, unreadable or unsafe file
+    return state_dict_of(obj, path), dict(obj.get("meta") or {})
 
 
 def num_identities(state, path):

@@ -1,20 +1,27 @@
-"""mAP / Rank-1 of re-ID models, clean and under metric attacks on the query images.
+"""mAP / Rank-1 of re-ID models, clean and under metric attacks on the query images, with the
+number of ranked queries and 95 % bootstrap intervals over them.
 
 Protocol (Table 12 of the paper): the model in eval mode; every query image is attacked (Linf,
-[0, 1] pixels) with guides from the query set (the other query images of its identity; FNA also
-pulls toward the mean query feature of the other identity furthest from it); the gallery stays
-clean; retrieval and metrics by ``evaluate.rank`` (faiss, Market-1501 protocol).
+[0, 1] pixels) with guides from the query set (its identity's query images, padded as in the
+reference, see ``attacks``; FNA also pulls toward the mean query feature of the other identity
+furthest from it); the gallery stays clean; retrieval and metrics by ``evaluate.query_ranking``
+(faiss, Market-1501 protocol). Intervals resample the per-query AP and Rank-1 hits; two models
+are compared by a paired bootstrap of their per-query differences on the same queries.
 """
 import json
 
+import numpy as np
 import torch
 
 from nat_tasks.core.checkpoint import atomic_write_text
+from nat_tasks.core.sanity import checks_markdown
+from nat_tasks.core.stats import bootstrap_interval, format_interval
 
-from .attacks import attack_centres
-from .evaluate import rank
+from .attacks import attack_target
+from .evaluate import query_ranking
 
 ATTACK_NAMES = {"fna": "FNA", "sma": "SMA", "ifgsm": "IFGSM"}
+CLEAN = None  # the column key of clean scores among attacks
 
 
 @torch.no_grad()
@@ -36,56 +43,120 @@ def attacked_query_features(net, query_loader, attack, guide_feats, guide_pids, 
         x = data["img"].to(device)
         index = torch.arange(start, start + len(x), device=device)
         start += len(x)
-        push, pull = attack_centres(attack.kind, guide_feats[index], guide_pids[index],
-                                    guide_feats, guide_pids, self_index=index)
-        x_adv = attack(net.embed, x, push, pull)
+        target = attack_target(attack.kind, guide_feats[index], guide_pids[index], guide_feats,
+                               guide_pids, self_index=index)
+        x_adv = attack(net.embed, x, target)
         with torch.no_grad():
             feats.append(net.embed(x_adv).float().cpu())
     return torch.cat(feats)
 
 
-def _scores(cmc, mAP):
-    return {"mAP": float(mAP), "rank1": float(cmc[0]),
-            "cmc": {str(r): float(cmc[r - 1]) for r in (1, 5, 10) if r <= len(cmc)}}
+def _with_interval(values):
+    """``(mean, [low, high])`` of per-query values: the 95 % bootstrap interval of the mean."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), list(bootstrap_interval(values))
+
+
+def _scores(ranking):
+    """mAP, Rank-1, CMC (fractions, as torchreid), n and 95 % intervals over the queries."""
+    _, map_ci = _with_interval(ranking.ap)
+    _, rank1_ci = _with_interval(ranking.rank1_hits)
+    return {"mAP": ranking.mAP, "rank1": float(ranking.cmc[0]), "n": len(ranking.ap),
+            "mAP_ci": map_ci, "rank1_ci": rank1_ci,
+            "cmc": {str(r): float(ranking.cmc[r - 1]) for r in (1, 5, 10) if r <= len(ranking.cmc)}}
+
+
+def column(results, attack):
+    """The scores of one column (``CLEAN`` or a ``MetricAttack``) in a results dict."""
+    return results["clean"] if attack is CLEAN else results[attack.kind][attack.budget]
 
 
 def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, log=print):
-    """``{'clean': scores, '<kind>': {'<budget>': scores}}``; scores: mAP, rank1, cmc."""
+    """``(results, rankings)``: ``results = {'clean': scores, '<kind>': {'<budget>': scores}}``
+    (JSON-ready: mAP, rank1, cmc, n, intervals); ``rankings[attack or CLEAN]`` the per-query
+    ``Ranking`` behind each score, for paired comparisons."""
     net.eval()
     qf, q_pids, q_camids = extract_features(net.embed, query_loader, device)
     gf, g_pids, g_camids = extract_features(net.embed, gallery_loader, device)
-    results = {"clean": _scores(*rank(qf, gf, q_pids, g_pids, q_camids, g_camids))}
-    log(f"clean: mAP {results['clean']['mAP']:.2%}  Rank-1 {results['clean']['rank1']:.2%}")
+    rankings = {CLEAN: query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids)}
+    results = {"clean": _scores(rankings[CLEAN])}
+    log(f"clean: {_cell(results['clean'])}  (n = {results['clean']['n']} queries)")
     for attack in attacks:
         adv = attacked_query_features(net, query_loader, attack, qf, q_pids, device)
-        scores = _scores(*rank(adv, gf, q_pids, g_pids, q_camids, g_camids))
-        results.setdefault(attack.kind, {})[attack.budget] = scores
-        log(f"{ATTACK_NAMES[attack.kind]} {attack.budget}: mAP {scores['mAP']:.2%}  "
-            f"Rank-1 {scores['rank1']:.2%}")
-    return results
+        rankings[attack] = query_ranking(adv, gf, q_pids, g_pids, q_camids, g_camids)
+        scores = results.setdefault(attack.kind, {})[attack.budget] = _scores(rankings[attack])
+        log(f"{ATTACK_NAMES[attack.kind]} {attack.budget}: {_cell(scores)}")
+    return results, rankings
 
 
-def markdown_table(rows, attacks):
-    """Table 12's layout: one row per model, ``mAP/Rank-1`` in % per column."""
-    columns = [("Clean", None)] + [(f"{ATTACK_NAMES[a.kind]} {a.budget}", a) for a in attacks]
+def paired_difference(before, after):
+    """``after - before`` on the same queries: mAP and Rank-1 differences with paired-bootstrap
+    95 % intervals of the mean per-query difference."""
+    if not np.array_equal(before.query_index, after.query_index):
+        raise ValueError("a paired comparison needs the same ranked queries")
+    map_diff, map_ci = _with_interval(after.ap - before.ap)
+    rank1_diff, rank1_ci = _with_interval(after.rank1_hits - before.rank1_hits)
+    return {"mAP": map_diff, "mAP_ci": map_ci, "rank1": rank1_diff, "rank1_ci": rank1_ci,
+            "n": len(after.ap)}
+
+
+def consecutive_differences(rows, attacks):
+    """Every model minus the one listed before it, per column: ``[(name, results)]`` in the
+    layout of ``evaluate_robustness``'s results."""
+    differences = []
+    for (name_a, _, rankings_a), (name_b, _, rankings_b) in zip(rows, rows[1:]):
+        results = {}
+        for attack in [CLEAN] + list(attacks):
+            diff = paired_difference(rankings_a[attack], rankings_b[attack])
+            if attack is CLEAN:
+                results["clean"] = diff
+            else:
+                results.setdefault(attack.kind, {})[attack.budget] = diff
+        differences.append((f"{name_b} - {name_a}", results))
+    return differences
+
+
+def _cell(scores):
+    """``mAP [low, high] / Rank-1 [low, high]`` in %."""
+    return " / ".join(format_interval(*(100 * np.array([scores[k], *scores[k + "_ci"]])))
+                      for k in ("mAP", "rank1"))
+
+
+def markdown_table(rows, attacks, differences=()):
+    """Table 12's layout: one row per model, ``mAP / Rank-1`` in % with 95 % intervals per
+    column, then the paired differences (points)."""
+    columns = [("Clean", CLEAN)] + [(f"{ATTACK_NAMES[a.kind]} {a.budget}", a) for a in attacks]
     lines = ["| Defense | " + " | ".join(name for name, _ in columns) + " |",
              "|---" * (len(columns) + 1) + "|"]
-    for name, results in rows:
-        cells = []
-        for _, attack in columns:
-            s = results["clean"] if attack is None else results[attack.kind][attack.budget]
-            cells.append(f"{100 * s['mAP']:.2f}/{100 * s['rank1']:.2f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, results, *_ in rows:
+        lines.append(f"| {name} | " + " | ".join(_cell(column(results, a)) for _, a in columns) + " |")
+    for name, results in differences:
+        lines.append(f"| {name} (paired) | "
+                     + " | ".join(_cell(column(results, a)) for _, a in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_report(rows, attacks, json_path, markdown_path, settings):
-    """JSON (every number and the settings) and the Markdown table, both written atomically."""
-    payload = {"settings": settings,
-               "models": [{"name": name, "results": results} for name, results in rows]}
-    atomic_write_text(json.dumps(payload, indent=2) + "\n", json_path)
-    table = markdown_table(rows, attacks)
-    atomic_write_text("mAP / Rank-1 (%), metric attacks on the query images "
-                      f"(Linf, [0, 1] pixels, step {settings['step']}).\n\n" + table, markdown_path)
-    return table
+def write_report(rows, attacks, json_path, markdown_path, settings, checks=None):
+    """JSON (every number, the settings, the checks) and the Markdown tables, written atomically.
 
+    ``rows``: ``[(name, results, rankings)]``; ``checks``: one list of ``Check`` per row (the
+    checklist) or ``None``.
+    """
+    differences = consecutive_differences(rows, attacks)
+    checks = checks or [None] * len(rows)
+    payload = {"settings": settings,
+               "models": [{"name": name, "results": results}
+                          | ({"checks": [c.as_dict() for c in row_checks]} if row_checks else {})
+                          for (name, results, _), row_checks in zip(rows, checks)],
+               "differences": [{"name": name, "results": results} for name, results in differences]}
+    atomic_write_text(json.dumps(payload, indent=2) + "\n", json_path)
+    n = rows[0][1]["clean"]["n"]
+    table = ("mAP / Rank-1 (%) with 95 % bootstrap intervals over the n = "
+             f"{n} ranked queries; metric attacks on the query images (Linf, [0, 1] pixels, step "
+             f"{settings['step']}). Difference rows: each model minus the one above it, paired "
+             "bootstrap over the same queries (points).\n\n" + markdown_table(rows, attacks, differences))
+    for (name, *_), row_checks in zip(rows, checks):
+        if row_checks:
+            table += f"\nGradient-masking checks, {name}:\n\n" + checks_markdown(row_checks)
+    atomic_write_text(table, markdown_path)
+    return table

@@ -13,12 +13,15 @@ import random
 import numpy as np
 import torch
 
+from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.nasty import NastyLoss
 
 from .attacks import ATTACKS, MetricAttack
+from .checklist import checklist_attacks, run_checks
 from .data import INPUT_SIZE, build_datamanager
 from .engine import LATEST, AdversarialTripletEngine
+from .evaluate import chance_scores
 from .model import build_reid_model, load_adversary, load_checkpoint_model, read_checkpoint
 from .robustness import evaluate_robustness, write_report
 
@@ -45,10 +48,6 @@ def _datamanager(opts):
                              workers=opts.workers, use_gpu=torch.device(opts.device).type == "cuda")
 
 
-def _load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 def train(opts, log=print):
     """Train one model (vanilla, AMD or AMD&NAT per ``opts``); return its final checkpoint path."""
     if opts.nat and opts.no_amd:
@@ -58,7 +57,7 @@ def train(opts, log=print):
     latest = osp.join(work_dir, LATEST)
     if osp.isfile(latest) and not opts.resume:
         raise NatError(f"{work_dir} already holds a run (latest.pth at epoch "
-                       f"{_load(latest)['epoch']}): pass --resume to continue it or choose another "
+                       f"{safe_load(latest)['epoch']}): pass --resume to continue it or choose another "
                        "--work-dir")
     if opts.resume and not osp.isfile(latest):
         raise NatError(f"nothing to resume: {latest} does not exist")
@@ -68,7 +67,7 @@ def train(opts, log=print):
     engine = _build_engine(opts, method, work_dir, adversary_path)
     start = 0
     if opts.resume:
-        checkpoint = _load(latest)
+        checkpoint = safe_load(latest)
         same_run = ("model", "method", "dataset")
         if any(checkpoint["meta"].get(k) != engine.meta[k] for k in same_run):
             raise NatError(f"{latest} is a {checkpoint['meta']['method']} run of "
@@ -125,7 +124,7 @@ def _adversary_checkpoint(opts, work_dir, log):
     vanilla.nat, vanilla.no_amd, vanilla.adversary = False, True, None
     vanilla.work_dir = osp.join(work_dir, "adversary_vanilla")
     latest = osp.join(vanilla.work_dir, LATEST)
-    done = osp.isfile(latest) and _load(latest)["epoch"] >= opts.epochs
+    done = osp.isfile(latest) and safe_load(latest)["epoch"] >= opts.epochs
     vanilla.resume = osp.isfile(latest)
     final = osp.join(vanilla.work_dir, f"epoch_{opts.epochs}.pth")
     if done and osp.isfile(final):
@@ -142,10 +141,18 @@ def _attacks(opts):
 
 
 def evaluate(opts, log=print):
-    """Clean and attacked mAP / Rank-1 of every ``--weights`` checkpoint: JSON + Markdown table."""
+    """Clean and attacked mAP / Rank-1 of every ``--weights`` checkpoint with n and 95 %
+    intervals, paired differences of consecutive rows and, with ``--checklist``, the
+    gradient-masking checks: JSON + Markdown."""
     if not opts.weights:
         raise NatError("--eval-only needs --weights CKPT [CKPT ...]")
     attacks = _attacks(opts)
+    kinds = list(dict.fromkeys(a.kind for a in attacks))
+    if opts.checklist and not kinds:
+        raise NatError("--checklist checks attacks: pass --attack all (or fna / sma / ifgsm)")
+    extra = checklist_attacks(kinds, opts.attack_eps[0], opts.attack_step, opts.attack_steps) \
+        if opts.checklist else []
+    run = list(dict.fromkeys(attacks + extra))  # the table's attacks, then the checks' others
     if opts.height is None or opts.width is None:  # evaluate at the size the model was trained
         meta = read_checkpoint(opts.weights[0])[1]
         opts = copy.copy(opts)
@@ -155,23 +162,35 @@ def evaluate(opts, log=print):
     datamanager = _datamanager(opts)
     device = torch.device(opts.device)
     test = datamanager.test_loader[opts.dataset]
-    rows = []
+    (q_pids, q_camids), (g_pids, g_camids) = _labels(test["query"]), _labels(test["gallery"])
+    chance_map, chance_rank1 = chance_scores(q_pids, g_pids, q_camids, g_camids)
+    rows, checks = [], []
     for path in opts.weights:
         net, meta = load_checkpoint_model(path, opts.model)
         net = net.to(device)
         name = METHODS.get(meta.get("method"), osp.splitext(osp.basename(path))[0])
         log(f"evaluating {name}: {path}")
-        rows.append((name, evaluate_robustness(net, test["query"], test["gallery"], attacks,
-                                               device, log)))
+        results, rankings = evaluate_robustness(net, test["query"], test["gallery"], run, device, log)
+        rows.append((name, results, rankings))
+        checks.append(run_checks(results, run, chance_map, kinds, opts.attack_steps)
+                      if opts.checklist else None)
     out = opts.out or osp.join(opts.work_dir or osp.dirname(osp.abspath(opts.weights[0])),
                                "robustness")
     settings = {"dataset": opts.dataset, "root": opts.root, "weights": list(opts.weights),
                 "attacks": [vars(a) | {"budget": a.budget} for a in attacks],
+                "checklist_attacks": [vars(a) | {"budget": a.budget} for a in extra],
                 "step": f"{opts.attack_step * 255:g}/255", "guides": "query set",
-                "protocol": "Market-1501 (same-identity same-camera gallery removed), faiss"}
-    table = write_report(rows, attacks, out + ".json", out + ".md", settings)
+                "protocol": "Market-1501 (same-identity same-camera gallery removed), faiss",
+                "chance": {"mAP": chance_map, "rank1": chance_rank1}}
+    table = write_report(rows, attacks, out + ".json", out + ".md", settings, checks)
     log(table + f"written: {out}.json, {out}.md")
     return rows
+
+
+def _labels(loader):
+    """``(pids, camids)`` of a torchreid test loader, in loader order."""
+    data = loader.dataset.data
+    return [item[1] for item in data], [item[2] for item in data]
 
 
 def demo(opts, log=print):

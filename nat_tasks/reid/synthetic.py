@@ -7,7 +7,9 @@ are shared between identities, so telling people apart needs the combination, no
 
 The tree has Market-1501's layout and file names (``{pid:04d}_c{cam}s1_{frame:06d}_{idx:02d}.jpg``),
 test identities disjoint from training ones, distractors (pid ``0000``) and junk (pid ``-1``) in
-the gallery, and query identities seen by the gallery under other cameras and the same camera.
+the gallery, query identities seen by the gallery under other cameras and the same camera, and,
+as in Market-1501, a varying number of query images per identity (one per camera), so the metric
+attacks' padded guide sets (``attacks``) and images without another guide both occur.
 """
 import os
 
@@ -69,13 +71,16 @@ def _name(pid, camera, frame, index):
 
 
 def write_market_tree(folder, train_ids=16, test_ids=12, images_per_id=8, cameras=4,
-                      distractors=12, junk=6, seed=0, height=64, width=32):
+                      distractors=12, junk=6, seed=0, height=64, width=32, max_queries=2):
     """Write ``bounding_box_train``, ``query`` and ``bounding_box_test`` under ``folder``.
 
     Training identities get ``images_per_id`` images over all cameras. Every test identity has
-    one query image in each of two cameras and ``images_per_id`` gallery images over all cameras
-    (so some share the query's camera and are filtered by the protocol).
+    one query image in each of 1 to ``max_queries`` cameras (uniformly) and ``images_per_id``
+    gallery images over all cameras (so some share a query's camera and are filtered by the
+    protocol).
     """
+    if not 1 <= max_queries <= cameras:
+        raise ValueError(f"max_queries={max_queries}: queries need distinct cameras (1..{cameras})")
     rng = np.random.default_rng(seed)
     for split in SPLITS:
         os.makedirs(os.path.join(folder, split), exist_ok=True)
@@ -92,7 +97,8 @@ def write_market_tree(folder, train_ids=16, test_ids=12, images_per_id=8, camera
         for i in range(images_per_id):
             save("bounding_box_train", pid, people[pid], 1 + i % cameras)
     for pid in range(train_ids + 1, train_ids + test_ids + 1):
-        query_cams = rng.choice(np.arange(1, cameras + 1), size=2, replace=False)
+        query_cams = rng.choice(np.arange(1, cameras + 1), size=rng.integers(1, max_queries + 1),
+                                replace=False)
         for camera in query_cams:
             save("query", pid, people[pid], int(camera))
         for i in range(images_per_id):

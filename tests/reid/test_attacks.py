@@ -1,27 +1,95 @@
-"""Metric attacks: centres on known features, budgets, and real damage to a trained tiny model."""
+"""Metric attacks: the reference's weighting on known numbers, budgets, images without a guide,
+and real damage to a trained tiny model."""
 import pytest
 import torch
+from torch import nn
 
-from nat_tasks.reid.attacks import ATTACKS, MetricAttack, attack_centres, furthest_identity_centres, guide_centres
+from nat_tasks.reid.attacks import (ATTACKS, MetricAttack, attack_target, furthest_identity_centres,
+                                    metric_objective, push_centres)
 from nat_tasks.reid.data import build_datamanager
 from nat_tasks.reid.model import load_checkpoint_model
 from nat_tasks.reid.robustness import attacked_query_features, evaluate_robustness, extract_features
 
+from .reference import reference_loss
+
 FEATS = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [10.0, 0.0]])
 PIDS = torch.tensor([1, 1, 2, 3])
+# 1-d features: identity 1 has three images (the largest group, M = 3), 2 has one, 3 has two.
+LINE = torch.tensor([[0.0], [1.0], [2.0], [10.0], [4.0], [6.0]])
+LINE_PIDS = torch.tensor([1, 1, 1, 2, 3, 3])
 
 
-def test_guides_exclude_the_image_itself():
-    push = guide_centres(FEATS, PIDS, FEATS, PIDS, self_index=torch.arange(4))
-    # image 0's only other guide is image 1; identities 2 and 3 have no other image: themselves
-    assert torch.equal(push, torch.tensor([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0], [10.0, 0.0]]))
+def test_push_centre_and_weight_of_the_padded_sum():
+    push, weight = push_centres(FEATS, PIDS, FEATS, PIDS, self_index=torch.arange(4))
+    # M = 2; image 0: (f0 + f1) / 2; images 2 and 3 are alone: their own feature, bit for bit
+    assert weight.item() == 2
+    assert torch.equal(push, torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0], [10.0, 0.0]]))
+
+
+def test_gradient_ratio_push_to_pull_is_the_reference_one():
+    """d/df of FNA at f' = clean + 1, worked by hand: the push counts M = 3 guides, the pull one."""
+    target = attack_target("fna", LINE, LINE_PIDS, LINE, LINE_PIDS, self_index=torch.arange(6))
+    moved = (LINE + 1).requires_grad_()
+    grad, = torch.autograd.grad(metric_objective(lambda f: f, target)(moved).sum(), moved)
+    # image 3 (alone, f = 10): guides [10, 10, 10], furthest other centre 1 (identity 1):
+    #   push 2 * 3 * (11 - 10) = 6, pull -2 * (11 - 1) = -20
+    # image 0 (f = 0): guides [0, 1, 2], furthest other centre 10:
+    #   push 2 * ((1 - 0) + (1 - 1) + (1 - 2)) = 0, pull -2 * (1 - 10) = 18
+    assert grad[3].item() == pytest.approx(6 - 20) and grad[0].item() == pytest.approx(18)
+    push_only, = torch.autograd.grad(
+        metric_objective(lambda f: f, target._replace(pull=None))(moved)[3], moved)
+    assert push_only[3].item() / (grad[3] - push_only[3]).item() == pytest.approx(6 / -20)
+    for kind in ("fna", "ifgsm"):  # every image, against the reference's loop over guides
+        target = attack_target(kind, LINE, LINE_PIDS, LINE, LINE_PIDS, self_index=torch.arange(6))
+        ours, = torch.autograd.grad(metric_objective(lambda f: f, target)(moved).sum(), moved)
+        theirs, = torch.autograd.grad(reference_loss(moved, LINE, LINE_PIDS, kind).sum(), moved)
+        torch.testing.assert_close(ours, theirs)
+
+
+class Pixel(nn.Module):
+    """A one-pixel image is its own 1-d feature."""
+
+    def embed(self, x):
+        return x.flatten(1)
+
+
+def test_fna_step_follows_the_reference_weighting():
+    """One FNA step on image 0: the reference's push (two guides at 0.4, summed) beats the pull
+    toward 0.35 and moves it up; a mean of the guides would have let the pull move it down."""
+    values = torch.tensor([0.5, 0.4, 0.4, 0.35, 0.6])
+    pids = torch.tensor([1, 1, 1, 2, 3])  # furthest other centre from 0.5: 0.35 (not 0.6)
+    loader = [{"img": values[:, None, None, None], "pid": pids, "camid": torch.zeros(5)}]
+    attack = MetricAttack("fna", eps=4 / 255, alpha=1 / 255, steps=1)
+    adv = attacked_query_features(Pixel(), loader, attack, values[:, None], pids, "cpu")
+    assert adv[0].item() == pytest.approx(0.5 + 1 / 255)
+
+
+def test_an_image_without_another_guide():
+    """IFGSM leaves it unperturbed (its push centre is its own clean feature: zero gradient,
+    sign(0) = 0, no random start); FNA moves it by its pull; a real conv net, the real pipeline."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    net.embed = net.forward
+    x = torch.rand(4, 3, 8, 6)
+    pids = torch.tensor([7, 1, 1, 2])  # identities 7 and 2 have no other query image
+    loader = [{"img": x[:2], "pid": pids[:2], "camid": torch.zeros(2)},
+              {"img": x[2:], "pid": pids[2:], "camid": torch.zeros(2)}]
+    clean, _, _ = extract_features(net.embed, loader, "cpu")
+    moved = {}
+    for kind in ("ifgsm", "fna"):
+        adv = attacked_query_features(net, loader, MetricAttack(kind, 8 / 255, 2 / 255, 3), clean,
+                                      pids.numpy(), "cpu")
+        moved[kind] = (adv - clean).abs().sum(1) > 0
+    assert moved["ifgsm"].tolist() == [False, True, True, False]
+    assert moved["fna"].all()
 
 
 def test_furthest_other_identity():
     pull = furthest_identity_centres(FEATS, PIDS, FEATS, PIDS)
     # identity means: 1 -> (1, 0), 2 -> (1, 1), 3 -> (10, 0); own identity never counts
     assert torch.equal(pull, torch.tensor([[10.0, 0.0], [10.0, 0.0], [10.0, 0.0], [1.0, 1.0]]))
-    assert attack_centres("sma", FEATS, PIDS, FEATS, PIDS)[1] is None
+    sma = attack_target("sma", FEATS, PIDS, FEATS, PIDS)
+    assert sma.pull is None and sma.push_weight.item() == 1 and torch.equal(sma.push, FEATS)
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +110,11 @@ def test_each_attack_stays_in_budget_and_lowers_map(trained):
     q_pids = torch.as_tensor(q_pids)
     for attack in attacks:
         index = torch.arange(len(x))
-        push, pull = attack_centres(attack.kind, qf[index], q_pids[index], qf, q_pids, index)
-        x_adv = attack(net.embed, x, push, pull)
+        x_adv = attack(net.embed, x, attack_target(attack.kind, qf[index], q_pids[index], qf, q_pids,
+                                                   index))
         assert (x_adv - x).abs().max() <= eps + 1e-6, attack.kind
         assert x_adv.min() >= 0 and x_adv.max() <= 1, attack.kind
-    results = evaluate_robustness(net, query, gallery, attacks, "cpu", log=lambda *_: None)
+    results, _ = evaluate_robustness(net, query, gallery, attacks, "cpu", log=lambda *_: None)
     clean = results["clean"]["mAP"]
     assert clean > 0.4
     for attack in attacks:

@@ -50,15 +50,34 @@ def test_nat_trains_then_reuses_its_vanilla_adversary_and_evaluates(
     out = tmp_path / "report"
     main(tiny_args(market_root, tmp_path, "--eval-only", "--weights", vanilla_checkpoint,
                    work / "epoch_1.pth", "--attack", "all", "--attack-eps", "2/255", "4/255",
-                   "--attack-steps", 2, "--out", out))
+                   "--attack-steps", 2, "--out", out, "--checklist"))
     report = json.loads((tmp_path / "report.json").read_text())
     assert [m["name"] for m in report["models"]] == ["None", "AMD&NAT"]
+    n = report["models"][0]["results"]["clean"]["n"]
     for model in report["models"]:
+        # the table's budgets plus the checklist's eps sweep (1, 2, 4, 8 /255) and unbounded attack
         assert set(model["results"]) == {"clean", "fna", "sma", "ifgsm"}
-        assert set(model["results"]["fna"]) == {"2/255-2", "4/255-2"}
-    header = (tmp_path / "report.md").read_text().splitlines()[2]
+        assert set(model["results"]["fna"]) == {"1/255-2", "2/255-2", "4/255-2", "8/255-2", "255/255-2"}
+        for scores in [model["results"]["clean"], model["results"]["sma"]["4/255-2"]]:
+            assert scores["n"] == n and scores["mAP_ci"][0] <= scores["mAP"] <= scores["mAP_ci"][1]
+            assert scores["rank1_ci"][0] <= scores["rank1"] <= scores["rank1_ci"][1]
+        assert [c["name"] for c in model["checks"]] == [
+            f"{k} mAP falls with eps" if i % 2 == 0 else f"unbounded {k} (eps 1) mAP <= chance"
+            for k in ("FNA", "SMA", "IFGSM") for i in range(2)]
+    difference, = report["differences"]
+    assert difference["name"] == "AMD&NAT - None"
+    nat, vanilla = (m["results"]["fna"]["4/255-2"] for m in report["models"][::-1])
+    paired = difference["results"]["fna"]["4/255-2"]
+    assert paired["mAP"] == pytest.approx(nat["mAP"] - vanilla["mAP"])
+    assert paired["mAP_ci"][0] <= paired["mAP"] <= paired["mAP_ci"][1] and paired["n"] == n
+    assert 0 < report["settings"]["chance"]["mAP"] < 1
+    table = (tmp_path / "report.md").read_text()
+    assert f"n = {n} ranked queries" in table
+    header = table.splitlines()[2]
     assert header == ("| Defense | Clean | FNA 2/255-2 | FNA 4/255-2 | SMA 2/255-2 | SMA 4/255-2 "
                       "| IFGSM 2/255-2 | IFGSM 4/255-2 |")
+    assert table.splitlines()[6].startswith("| AMD&NAT - None (paired) | ")
+    assert table.count("| check | result | detail |") == 2
 
 
 def one_line_error(capsys, argv):

@@ -7,10 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from nat_tasks.core.adversary import FrozenAdversary
+from nat_tasks.core.attacks import projected_gradient_ascent
 from nat_tasks.core.nasty import NastyLoss
 from nat_tasks.reid.attacks import MetricAttack
 from nat_tasks.reid.engine import AdversarialTripletEngine
 from nat_tasks.reid.model import IdLogits, ReidNet
+
+from .reference import reference_loss
 
 NUM_IDS = 3
 
@@ -104,3 +107,20 @@ def test_diverging_loss_is_a_clear_error():
     from nat_tasks.core.errors import NatError
     with pytest.raises(NatError, match="diverged"):
         engine.forward_backward({"img": x, "pid": PIDS})
+
+
+def test_amd_crafts_with_the_evaluations_reference_weighting():
+    """AMD's inner FNA is the evaluation's: the push sums the K = 3 batch guides of an identity,
+    the pull toward the furthest other identity counts once (the reference's objective)."""
+    colours = torch.tensor([[0.5, 0.5, 0.5], [0.45, 0.5, 0.55], [0.4, 0.45, 0.5],
+                            [0.3, 0.6, 0.5], [0.6, 0.4, 0.45], [0.35, 0.55, 0.6]])
+    pids = torch.tensor([0, 0, 0, 1, 1, 1])
+    x = colours[:, :, None, None].expand(6, 3, 4, 2).clone()
+    model = ReidNet(ColourNet(TARGET_W), mean=(0, 0, 0), std=(1, 1, 1)).train()
+    budget = dict(eps=6 / 255, alpha=2 / 255, steps=3)
+    engine = engine_for(model, train_attack=MetricAttack("fna", **budget))
+    clean = x.mean((2, 3))
+    expected = projected_gradient_ascent(
+        lambda x_adv: reference_loss(x_adv.mean((2, 3)), clean, pids, "fna"), x, **budget,
+        random_start=False)
+    assert torch.equal(engine.adversarial_examples(x, pids), expected)

@@ -1,4 +1,6 @@
 """``rank`` equals torchreid's ``evaluate_rank`` (Market-1501 protocol) on the same features."""
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +8,7 @@ from torchreid.reid import metrics
 
 from nat_tasks.core.errors import NatError
 from nat_tasks.reid.data import build_datamanager
-from nat_tasks.reid.evaluate import rank
+from nat_tasks.reid.evaluate import chance_scores, query_ranking, rank
 
 
 def reference(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank):
@@ -72,3 +74,36 @@ def test_bad_inputs_are_one_line_errors():
         rank(qf, gf, [1, 2, 3], [1] * 5, [0] * 3, [1] * 5)
     with pytest.raises(NatError, match="no query identity appears"):
         rank(qf, np.zeros((5, 4), np.float32), [1, 2, 3], [7] * 5, [0] * 3, [1] * 5)
+
+
+def test_per_query_values_are_torchreids_one_query_at_a_time():
+    """The per-query AP / first hit behind the bootstrap intervals: each equals torchreid's
+    evaluate_rank on that query alone, and their means are the reported mAP / Rank-1."""
+    rng = np.random.default_rng(3)
+    q_pids, g_pids = rng.integers(1, 15, 40), rng.integers(0, 15, 300)
+    q_camids, g_camids = rng.integers(0, 3, 40), rng.integers(0, 3, 300)
+    qf, gf = identity_features(q_pids, 8, rng, 1.5), identity_features(g_pids, 8, rng, 1.5)
+    result = query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids)
+    assert result.mAP == np.mean(result.ap) and result.cmc[0] == np.float32(result.rank1_hits.mean())
+    assert 0 < len(result.query_index) <= 40 and 0 < result.rank1_hits.mean() < 1
+    for q, ap, hit in zip(result.query_index, result.ap, result.first_hit):
+        cmc, mAP = reference(qf[q:q + 1], gf, q_pids[q:q + 1], g_pids, q_camids[q:q + 1], g_camids,
+                             max_rank=len(gf))
+        assert ap == pytest.approx(mAP, abs=1e-12) and hit == 1 + np.argmax(cmc)
+
+
+def test_chance_scores_are_the_mean_over_every_ordering():
+    """Expected AP / Rank-1 of a random ranking against all 6! orderings of a small gallery."""
+    # query 0 (pid 1, camera 0): 2 matches under camera 1, 1 removed under camera 0, 4 others;
+    # query 1 (pid 2, camera 1): its only gallery image is under camera 1: skipped.
+    g_pids, g_camids = np.array([1, 1, 1, 3, 3, 0, 2]), np.array([1, 1, 0, 0, 1, 1, 1])
+    q_pids, q_camids = np.array([1, 2]), np.array([0, 1])
+    kept = np.array([1, 1, 0, 0, 0, 0])  # the six entries query 0 ranks: matches first
+    aps, hits = [], []
+    for order in itertools.permutations(range(6)):
+        relevant = kept[list(order)]
+        positions = np.flatnonzero(relevant) + 1
+        aps.append(np.mean(np.arange(1, len(positions) + 1) / positions))
+        hits.append(relevant[0])
+    chance_map, chance_rank1 = chance_scores(q_pids, g_pids, q_camids, g_camids)
+    assert chance_map == pytest.approx(np.mean(aps)) and chance_rank1 == pytest.approx(np.mean(hits))
