@@ -8,6 +8,6 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "torch", "torchvision", "mmengine==0.10.7", "mmcv==2.1.0", "mmdet==3.3.0",
-        "torchreid==0.2.5", "faiss-cpu", "pyautoattack", "mlxtend", "matplotlib", "tqdm",
+        "torchreid==0.2.5", "faiss-cpu", "pyautoattack", "mlxtend", "matplotlib", "scipy", "tqdm",
     ],
 )

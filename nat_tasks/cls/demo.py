@@ -229,7 +229,7 @@ def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
              f"{describe_attack(parse_attack(s.autoattack), threat)}. An example is robust only if it is "
              f"also correct clean. Accuracies in %, {summary['interval']}; differences are paired (the "
              "same digits and seed). 'mass outside top-2': mean softmax probability outside the two "
-             "largest classes (lower = sparser). NAT: w={s.nat_w}, tau={s.nat_tau} (tau^2 on).\n")
+             f"largest classes (lower = sparser). NAT: w={s.nat_w}, tau={s.nat_tau} (tau^2 on).\n")
     os.makedirs(work_dir, exist_ok=True)
     plot_sparsity({row["model"]: row["curve"] for row in rows.values()}, os.path.join(work_dir, "sparsity.png"))
     atomic_write_text(json.dumps(summary, indent=2), os.path.join(work_dir, "results.json"))

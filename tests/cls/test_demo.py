@@ -34,6 +34,7 @@ def test_demo_trains_evaluates_and_writes_its_results(tmp_path):
     assert diff == pytest.approx(runs["nat"]["accuracy"]["pgd20"] - runs["at_union"]["accuracy"]["pgd20"])
     table = (tmp_path / "results.md").read_text()
     assert all(f"| {name} |" in table for name in LABELS) and "| NAT − AT on X ∪ X' (λ=0) |" in table
+    assert "NAT: w=0.006, tau=4.0" in table
     assert (tmp_path / "sparsity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| NAT |" in proc.stdout  # the table is printed
     assert (tmp_path / "seed_0" / "nat" / "last_checkpoint").is_file()
