@@ -61,6 +61,10 @@ def _ascent_step(x_adv, grad, alpha, step_rule):
     return x_adv + alpha * grad / max_abs.clamp_min(1e-12)
 
 
+def _confine(x_adv, x, mask):
+    return x_adv if mask is None else torch.where(mask, x_adv, x)
+
+
 def _project(x_adv, x, eps, norm, bounds):
     delta = x_adv - x
     if norm == "Linf":
@@ -72,7 +76,7 @@ def _project(x_adv, x, eps, norm, bounds):
 
 def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", random_start=True,
                               bounds=(0.0, 1.0), restarts=1, is_success=None, early_stop=False,
-                              step_rule=None):
+                              step_rule=None, mask=None):
     """Maximise ``loss_fn(x_adv)`` (a per-sample loss of shape (B,)) within ``||x_adv - x|| <= eps``.
 
     - ``norm``: ``'Linf'`` or ``'L2'``: the ball projected onto.
@@ -81,6 +85,8 @@ def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", ran
     - ``restarts``: independent runs; per sample the best is kept: a success (``is_success``
       given) beats any failure, otherwise the larger final loss wins.
     - ``early_stop``: with ``is_success(x_adv) -> bool (B,)``, samples stop moving once successful.
+    - ``mask``: a bool tensor broadcastable to ``x``; only where it is True may pixels change (e.g.
+      a detection batch's real image area, never its padding).
     Returns the adversarial batch, detached.
     """
     if norm not in NORMS:
@@ -94,19 +100,20 @@ def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", ran
     best, best_score = x.clone(), None
     for _ in range(max(1, restarts)):
         x_adv = x + _random_start(x, eps, norm) if random_start else x.clone()
-        x_adv = torch.clamp(x_adv, *bounds).detach()
+        x_adv = _confine(torch.clamp(x_adv, *bounds), x, mask).detach()
         active = None
         for _ in range(steps):
             x_adv.requires_grad_(True)
             with torch.enable_grad():
                 loss = loss_fn(x_adv)
                 grad, = torch.autograd.grad(loss.sum(), x_adv)
-            stepped = _project(_ascent_step(x_adv.detach(), grad, alpha, step_rule), x, eps, norm, bounds)
+            stepped = _confine(_project(_ascent_step(x_adv.detach(), grad, alpha, step_rule), x, eps, norm,
+                                        bounds), x, mask)
             if early_stop:
                 with torch.no_grad():
                     active = ~is_success(x_adv.detach())
-                mask = active.view(-1, *([1] * (x.dim() - 1)))
-                stepped = torch.where(mask, stepped, x_adv.detach())
+                moving = active.view(-1, *([1] * (x.dim() - 1)))
+                stepped = torch.where(moving, stepped, x_adv.detach())
             x_adv = stepped.detach()
         if restarts <= 1:
             return x_adv

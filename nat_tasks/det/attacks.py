@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.attacks import projected_gradient_ascent
 from ..core.errors import NatError, check_eps
 from .dag import attack_dag
 from .mtd import TaskLosses
 from .pixel_space import PIXEL_BOUNDS
 from .rap import rap_loss
-from .real_area import ascend, real_area_mask
+from .real_area import real_area_mask
 
 ATTACKS = ("cls", "loc", "dag", "rap")
 
@@ -46,8 +47,8 @@ class AttackConfig:
 
 
 def _pgd(loss_fn, pixels, config, area):
-    return ascend(loss_fn, pixels, area, eps=config.eps, alpha=config.alpha, steps=config.steps,
-                  random_start=config.random_start, bounds=PIXEL_BOUNDS)
+    return projected_gradient_ascent(loss_fn, pixels, eps=config.eps, alpha=config.alpha, steps=config.steps,
+                                     random_start=config.random_start, bounds=PIXEL_BOUNDS, mask=area)
 
 
 def attack_cls(losses, pixels, config, area):

@@ -26,9 +26,9 @@ it left a mean |delta| of 0.25 (of eps 8) and 86 % of the targets alive, the sig
 """
 import torch
 
+from ..core.attacks import projected_gradient_ascent
 from .gt_match import best_gt
 from .pixel_space import PIXEL_BOUNDS
-from .real_area import ascend
 
 DAG_IOU = 0.5
 
@@ -73,5 +73,6 @@ def attack_dag(losses, pixels, config, area):
                 targets_at(adv, *losses.outputs(adv))
         return ~last["left"]
 
-    return ascend(dag_loss, pixels, area, is_success=fooled, eps=config.eps, alpha=config.dag_gamma,
-                  steps=config.dag_steps, random_start=False, bounds=PIXEL_BOUNDS, early_stop=True)
+    return projected_gradient_ascent(dag_loss, pixels, is_success=fooled, eps=config.eps, alpha=config.dag_gamma,
+                                     steps=config.dag_steps, random_start=False, bounds=PIXEL_BOUNDS,
+                                     early_stop=True, mask=area)

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.attacks import eval_mode
+from ..core.attacks import eval_mode, projected_gradient_ascent
 from ..core.errors import check_eps
 from .pixel_space import PIXEL_BOUNDS
-from .real_area import ascend
 
 TASKS = ("cls", "loc")
 
@@ -84,11 +83,12 @@ def select_per_image(candidates, scores):
 def craft_mtd(losses, pixels, config, area=None):
     """The MTD batch for clean ``pixels`` (B, C, H, W) in 0..255: (adversarial pixels, choice).
 
-    ``area``: the (B, 1, H, W) mask of the real pixels (None: all), see ``real_area``.
+    ``area``: the (B, 1, H, W) mask of the real pixels (None: all), only there may pixels change (``real_area``).
     """
     candidates = torch.stack([
-        ascend(losses.task(task), pixels, area, eps=config.eps, alpha=config.alpha, steps=config.steps,
-               random_start=config.random_start, bounds=PIXEL_BOUNDS)
+        projected_gradient_ascent(losses.task(task), pixels, eps=config.eps, alpha=config.alpha,
+                                  steps=config.steps, random_start=config.random_start, bounds=PIXEL_BOUNDS,
+                                  mask=area)
         for task in TASKS])
     with torch.no_grad():
         totals = torch.stack([sum(losses(candidate)) for candidate in candidates])

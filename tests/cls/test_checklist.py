@@ -1,5 +1,4 @@
 """The gradient-masking checklist passes an honest model and flags a gradient-masked one."""
-import pytest
 import torch
 from torch import nn
 
@@ -8,23 +7,6 @@ from nat_tasks.cls.evaluation import ThreatModel
 from nat_tasks.core.sanity import checks_markdown
 
 THREAT = ThreatModel(eps=0.15, alpha=0.04)  # the class patterns differ by 0.2 per pixel
-
-
-@pytest.fixture(scope="module")
-def honest():
-    """An MLP fitted to 4 classes of +-0.1 patterns on 1x8x8 grey images (seconds to train)."""
-    generator = torch.Generator().manual_seed(0)
-    templates = 0.1 * torch.randint(0, 2, (4, 1, 8, 8), generator=generator).float().mul(2).sub(1)
-    labels = torch.arange(256) % 4
-    x = (0.5 + templates[labels] + 0.03 * torch.randn(256, 1, 8, 8, generator=generator)).clamp(0, 1)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-2)
-    for _ in range(100):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), labels).backward()
-        optimizer.step()
-    return model.eval(), x[:32], labels[:32]
 
 
 class Quantized(nn.Module):
@@ -43,8 +25,9 @@ def run(model, x, y):
                                       batch_size=32, progress=False, log=lambda *_: None)
 
 
-def test_checklist_passes_an_honest_model_and_flags_a_masked_one(honest):
-    model, x, y = honest
+def test_checklist_passes_an_honest_model_and_flags_a_masked_one(toy_model, test_batch):
+    """``toy_model``: the shared 4-class MLP on 1x8x8 patterns (tests/conftest.py)."""
+    model, (x, y) = toy_model, (test_batch[0][:32], test_batch[1][:32])
     _, honest_checks = run(model, x, y)
     results, masked_checks = run(Quantized(model), x, y)
     passed = {c.name: c.passed for c in honest_checks}

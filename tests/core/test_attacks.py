@@ -192,3 +192,13 @@ def test_nat_adaptive_gradient_flows_through_both_models(toy_model, random_mlp, 
     # ... and the adversary stays frozen: eval mode, no parameter gradient.
     assert not adversary_net.training
     assert all(p.grad is None and not p.requires_grad for p in adversary_net.parameters())
+
+
+def test_mask_confines_every_step_and_the_random_start(toy_model, test_batch):
+    x, y = test_batch
+    mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    mask[..., :4, :] = True  # the top half may change
+    x_adv = projected_gradient_ascent(lambda v: F.cross_entropy(toy_model(v), y, reduction="none"), x,
+                                      eps=EPS, alpha=EPS / 4, steps=5, mask=mask)
+    assert torch.equal(x_adv[..., 4:, :], x[..., 4:, :])
+    assert (x_adv[..., :4, :] - x[..., :4, :]).abs().max() > EPS / 2
