@@ -1,6 +1,7 @@
 import importlib.util
 import os
 import shlex
+import sys
 
 import pytest
 import torch
@@ -42,6 +43,19 @@ class EvilCheckpoint:
         message = message.strip()
         assert "\n" not in message and "Traceback" not in message, message
         assert f"refusing to load {self.path}: it references posix.system" in message, message
+
+
+@pytest.fixture(autouse=True)
+def forget_mmengine_loggers():
+    """mmengine keeps every ``MMLogger`` by name and a runner names its logger after the config and
+    the second it started: two in-process runs of one config in the same second would share a
+    logger whose stream handler writes to the first test's (closed) captured stdout."""
+    yield
+    if "mmengine.logging" in sys.modules:
+        from mmengine.logging import MMLogger
+        while MMLogger._instance_dict:
+            for handler in MMLogger._instance_dict.popitem()[1].handlers:
+                handler.close()
 
 
 @pytest.fixture
