@@ -20,12 +20,12 @@ than ``RTOL`` of the logits' scale runs in the caller's precision from then on, 
 (Healthy bfloat16 differs by ~0.4 %; torch 2.14's oneDNN bfloat16 3x3/stride-2 convolution on a
 4x2 map returns NaN or garbage on an AMX CPU, which this catches.)
 """
+import os
 import warnings
 
 import torch
 from torch import nn
 
-from .checkpoint import load_weights
 from .errors import NatError
 
 
@@ -57,14 +57,6 @@ class FrozenAdversary(nn.Module):
         self.training = False
         self.precision = precision
         self._faithful = {}  # (shape, device, dtype) of an input -> reduced precision verified ok
-
-    @classmethod
-    def from_checkpoints(cls, build_model, checkpoints, precision=None):
-        """Build one model per checkpoint with ``build_model()`` and load its weights strictly."""
-        checkpoints = [checkpoints] if isinstance(checkpoints, (str, bytes)) or hasattr(
-            checkpoints, "__fspath__") else list(checkpoints)
-        return cls([load_weights(build_model(), path, what="adversary checkpoint")
-                    for path in checkpoints], precision)
 
     @property
     def models(self):
@@ -131,3 +123,21 @@ def _close(reduced, exact):
     if not torch.isfinite(reduced).all():
         return False
     return (reduced - exact).abs().max().item() <= RTOL * scale
+
+
+def check_adversary_files(spec, train_command=None):
+    """Fail fast, before anything is built, when an adversary checkpoint of ``spec`` (a
+    ``NastySpec``) is missing; ``train_command(member)`` names the command that trains it."""
+    for member in spec.members:
+        if not os.path.isfile(member["checkpoint"]):
+            command = train_command(member) if train_command else None
+            hint = f"; train it first: `{command}`" if command else ""
+            raise NatError(f"adversary checkpoint not found: {member['checkpoint']}{hint}")
+
+
+def build_adversary(spec, build_member, train_command=None):
+    """The ``FrozenAdversary`` of a ``NastySpec``: ``build_member(member)`` (the task's callback)
+    returns one model with its weights loaded from ``member['checkpoint']``; ``train_command``:
+    see ``check_adversary_files``."""
+    check_adversary_files(spec, train_command)
+    return FrozenAdversary([build_member(member) for member in spec.members], spec.precision)

@@ -1,7 +1,16 @@
 """The runtime layer beside the core: what every tool needs around torch and mmengine.
 
-It may use mmengine (the core never does) and imports no task. Importing it makes every checkpoint
-load in the process weights-only with one allow-list (``checkpoints``); each task package and
-each tool imports it.
+It may use mmengine (the core never does) and imports no task. It owns tool set-up
+(``tool_main``), device choice, config loading with one-line errors, seeding, result tables
+(JSON + Markdown) and the checkpoint allow-list: importing it makes every checkpoint load in the
+process weights-only (``checkpoints``); each task package and each tool imports it.
 """
-from . import checkpoints  # noqa: F401
+from . import checkpoints  # noqa: F401  (the allow-list; mmengine's loads go through safe_load)
+from .config import load_config
+from .device import default_device, resolve_device, select_runner_device
+from .results import markdown_table, write_results
+from .seeding import seed_everything
+from .tool import setup_tool, tool_main
+
+__all__ = ["load_config", "default_device", "resolve_device", "select_runner_device",
+           "markdown_table", "write_results", "seed_everything", "setup_tool", "tool_main"]

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from nat_tasks.core.adversary import FrozenAdversary
-from nat_tasks.core.checkpoint import atomic_save
+from nat_tasks.core.adversary import FrozenAdversary, build_adversary
+from nat_tasks.core.checkpoint import atomic_save, load_weights
 from nat_tasks.core.errors import NatError
+from nat_tasks.core.nasty_config import parse_nasty
 
 
 class TargetWithAdversary(nn.Module):
@@ -84,8 +85,15 @@ def trained_weights(mlp_factory):
     return mlp_factory().state_dict()
 
 
+def build(mlp_factory, checkpoints, num_classes=4):
+    """``build_adversary`` as a task calls it, with the toy architecture as its member builder."""
+    spec = parse_nasty(dict(adversary=dict(checkpoint=checkpoints)))
+    return build_adversary(spec, lambda member: load_weights(
+        mlp_factory(num_classes=num_classes), member["checkpoint"], what="adversary checkpoint"))
+
+
 @pytest.mark.parametrize("layout", ["ours", "plain", "ddp"])
-def test_from_checkpoints_reads_our_plain_and_ddp_files(layout, trained_weights, mlp_factory, tmp_path):
+def test_build_adversary_reads_our_plain_and_ddp_files(layout, trained_weights, mlp_factory, tmp_path):
     if layout == "ours":
         obj = dict(state_dict=trained_weights, meta=dict(epoch=3))
     elif layout == "plain":
@@ -94,7 +102,7 @@ def test_from_checkpoints_reads_our_plain_and_ddp_files(layout, trained_weights,
         obj = dict(state_dict={f"module.{k}": v for k, v in trained_weights.items()})
     path = tmp_path / "adversary.pth"
     atomic_save(obj, path)
-    adversary = FrozenAdversary.from_checkpoints(mlp_factory, path)
+    adversary = build(mlp_factory, str(path))
     reference = mlp_factory()
     reference.load_state_dict(trained_weights)
     x = torch.rand(4, 1, 8, 8)
@@ -103,11 +111,11 @@ def test_from_checkpoints_reads_our_plain_and_ddp_files(layout, trained_weights,
     assert not adversary.models[0].training
 
 
-def test_from_checkpoints_builds_an_ensemble(trained_weights, mlp_factory, tmp_path):
+def test_build_adversary_builds_an_ensemble(trained_weights, mlp_factory, tmp_path):
     other = {k: v + 1 for k, v in trained_weights.items()}
     atomic_save(trained_weights, tmp_path / "a.pth")
     atomic_save(other, tmp_path / "b.pth")
-    adversary = FrozenAdversary.from_checkpoints(mlp_factory, [tmp_path / "a.pth", str(tmp_path / "b.pth")])
+    adversary = build(mlp_factory, [tmp_path / "a.pth", str(tmp_path / "b.pth")])
     assert len(adversary.models) == 2
     x = torch.rand(3, 1, 8, 8)
     a, b = mlp_factory(), mlp_factory()
@@ -120,7 +128,7 @@ def test_from_checkpoints_builds_an_ensemble(trained_weights, mlp_factory, tmp_p
 def test_wrong_class_count_is_one_clear_error(mlp_factory, tmp_path):
     atomic_save(dict(state_dict=mlp_factory(num_classes=10).state_dict()), tmp_path / "c10.pth")
     with pytest.raises(NatError) as err:
-        FrozenAdversary.from_checkpoints(lambda: mlp_factory(num_classes=4), tmp_path / "c10.pth")
+        build(mlp_factory, str(tmp_path / "c10.pth"))
     message = str(err.value)
     assert "c10.pth" in message and "shape mismatch" in message
     assert "(10, 32) vs (4, 32)" in message or "(10,) vs (4,)" in message

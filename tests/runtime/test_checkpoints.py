@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 import nat_tasks.runtime  # noqa: F401  (the allow-list and mmengine's safe local loader)
-from nat_tasks.core.adversary import FrozenAdversary
-from nat_tasks.core.checkpoint import atomic_save, load_state_dict, safe_load
+from nat_tasks.core.adversary import build_adversary
+from nat_tasks.core.checkpoint import atomic_save, load_state_dict, load_weights, safe_load
+from nat_tasks.core.nasty_config import parse_nasty
 from nat_tasks.core.errors import NatError
 
 
@@ -31,7 +32,8 @@ def test_code_in_a_checkpoint_is_refused_not_run(evil_checkpoint):
 
 
 def test_adversaries_of_every_task_load_through_the_safe_loader(evil_checkpoint):
-    error = error_of(FrozenAdversary.from_checkpoints, lambda: nn.Linear(1, 1), evil_checkpoint.path)
+    spec = parse_nasty(dict(adversary=dict(checkpoint=evil_checkpoint.path)))
+    error = error_of(build_adversary, spec, lambda m: load_weights(nn.Linear(1, 1), m["checkpoint"]))
     evil_checkpoint.assert_refused(error)
 
 
