@@ -6,8 +6,8 @@ are is the task's: a classifier, images and labels; a detector, its inputs and d
 re-ID embedding, images and guide features.
 
 A task keeps one ``AttackRegistry``; an attack class registers the pattern of the names it answers
-to, e.g. ``r'pgd(?P<steps>\\d+)(?:x(?P<restarts>\\d+))?'``: the named groups become integer (or
-float) settings. The evaluation tools take their choices, help text and table columns from the
+to, e.g. ``r'pgd(?P<steps>\\d+)(?:x(?P<restarts>\\d+))?'``: the named groups become settings (integers,
+floats, else text, e.g. the base attack of ``transfer-<attack>``). The evaluation tools take their choices, help text and table columns from the
 registry, so a new attack is one class in one file.
 """
 import inspect
@@ -28,8 +28,14 @@ class Attack:
         return self.name
 
 
-def _number(text):
-    return int(text) if text.isdigit() else float(text)
+def _setting(text):
+    """A named group's text as a setting: an int, a float, else the text itself."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 class AttackRegistry:
@@ -63,7 +69,7 @@ class AttackRegistry:
         for pattern, _, cls in self._kinds:
             found = pattern.fullmatch(key)
             if found:
-                return cls, {k: _number(v) for k, v in found.groupdict().items() if v is not None}
+                return cls, {k: _setting(v) for k, v in found.groupdict().items() if v is not None}
         raise NatError(f"unknown {self.task} attack {name!r}; expected one of: {self.syntax()}")
 
     def build(self, name, **context):

@@ -89,7 +89,11 @@ class NastyLoss(nn.Module):
         """The factor in front of the KL: ``weight * tau^2`` (or ``weight`` without the tau^2)."""
         return self.weight * (self.tau ** 2 if self.scale_by_tau2 else 1.0)
 
-    def forward(self, target_logits, adversary_logits, sample_weight=None):
+    def forward(self, target_logits, adversary_logits, sample_weight=None, reduction=None):
+        """``reduction`` overrides the module's for this call (mmdet's ``reduction_override``)."""
+        reduction = reduction or self.reduction
+        if reduction not in REDUCTIONS:
+            raise NatError(f"unknown nasty reduction {reduction!r}; expected one of {REDUCTIONS}")
         if target_logits.shape != adversary_logits.shape:
             raise ValueError(
                 f"target logits {tuple(target_logits.shape)} and adversary logits "
@@ -98,9 +102,9 @@ class NastyLoss(nn.Module):
         if sample_weight is not None:
             sample_weight = sample_weight.to(kl.dtype)
             kl = kl * sample_weight
-        if self.reduction == "none":
+        if reduction == "none":
             return -self.scale * kl
-        if self.reduction == "sum":
+        if reduction == "sum":
             return -self.scale * kl.sum()
         count = kl.numel() if sample_weight is None else sample_weight.sum().clamp_min(1e-12)
         return -self.scale * kl.sum() / count

@@ -13,8 +13,3 @@ class Normalize(nn.Module):
 
     def forward(self, x):
         return (x - self.mean) / self.std
-
-
-def default_device():
-    """``cuda`` when available, else ``cpu``: the default of every ``--device`` option."""
-    return "cuda" if torch.cuda.is_available() else "cpu"

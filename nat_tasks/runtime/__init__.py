@@ -2,10 +2,11 @@
 
 It may use mmengine (the core never does) and imports no task. It owns tool set-up
 (``tool_main``), device choice, config loading with one-line errors, seeding, result tables
-(JSON + Markdown) and the checkpoint allow-list: importing it makes every checkpoint load in the
-process weights-only (``checkpoints``); each task package and each tool imports it.
+(JSON + Markdown) and checkpoint I/O for mmengine: importing it makes every checkpoint load in
+the process weights-only (``checkpoints``) and registers the ``'atomic_local'`` file backend whose
+checkpoint writes are atomic (``atomic_backend``); each task package and each tool imports it.
 """
-from . import checkpoints  # noqa: F401  (the allow-list; mmengine's loads go through safe_load)
+from . import atomic_backend, checkpoints  # noqa: F401  (registrations in mmengine)
 from .config import load_config
 from .device import default_device, resolve_device, select_runner_device
 from .results import markdown_table, write_results

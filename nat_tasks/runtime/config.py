@@ -17,7 +17,10 @@ def load_config(path, cfg_options=None, work_dir=None):
     except (SyntaxError, KeyError, ValueError, TypeError, ImportError, FileNotFoundError) as err:
         raise NatError(f"cannot read config {path}: {type(err).__name__}: {err}") from None
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except (KeyError, TypeError, ValueError) as err:  # e.g. a dotted key into a non-dict value
+            raise NatError(f"--cfg-options {cfg_options}: {type(err).__name__}: {err}") from None
     cfg.work_dir = work_dir or cfg.get("work_dir") or os.path.join(
         "work_dirs", os.path.splitext(os.path.basename(path))[0])
     return cfg

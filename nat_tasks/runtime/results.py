@@ -1,7 +1,6 @@
 """Result tables: every report is written as JSON (all numbers) and Markdown (the tables),
 atomically, so an interrupted run never leaves a torn file."""
 import json
-import os
 
 from nat_tasks.core.checkpoint import atomic_write_text
 

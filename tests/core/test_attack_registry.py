@@ -29,6 +29,17 @@ class Shift(Attack):
         self.amount = amount
 
 
+@REGISTRY.register(r"on-(?P<base>.+)", "on-<attack>")
+class On(Attack):
+    def __init__(self, base, **run):
+        self.inner = REGISTRY.build(base, **run)
+
+
+def test_text_settings_stay_text():
+    attack = REGISTRY.build("on-pgd3", eps=0.25)
+    assert (attack.inner.name, attack.inner.steps, attack.inner.eps) == ("pgd3", 3, 0.25)
+
+
 def test_names_carry_settings_and_context_fills_the_rest():
     attack = REGISTRY.build("PGD20x5", eps=0.5, unrelated="ignored")
     assert (attack.name, attack.steps, attack.restarts, attack.eps) == ("pgd20x5", 20, 5, 0.5)
@@ -39,7 +50,7 @@ def test_names_carry_settings_and_context_fills_the_rest():
 
 
 @pytest.mark.parametrize("name, context, expected", [
-    ("fgsm", dict(eps=1), "unknown toy attack 'fgsm'; expected one of: pgd<k>[x<r>], shift@<amount>"),
+    ("fgsm", dict(eps=1), "unknown toy attack 'fgsm'; expected one of: pgd<k>[x<r>], shift@<amount>, on-<attack>"),
     ("pgd20", {}, "attack 'pgd20' needs eps"),
     ("pgd0", dict(eps=1), "attack 'pgd0': steps must be at least 1"),
 ])
@@ -50,5 +61,5 @@ def test_mistakes_are_one_line(name, context, expected):
 
 
 def test_kinds_and_syntax_come_from_registration():
-    assert REGISTRY.kinds() == [ToyPGD, Shift]
+    assert REGISTRY.kinds() == [ToyPGD, Shift, On]
     assert REGISTRY.match("pgd3") == (ToyPGD, dict(steps=3))

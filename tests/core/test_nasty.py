@@ -101,11 +101,21 @@ def test_reductions_with_sample_weights_on_known_numbers(reduction):
     assert loss.tolist() == pytest.approx(expected[reduction], rel=1e-5)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_a_call_may_override_the_reduction(reduction):
+    t, a, w = torch.tensor(TARGET), torch.tensor(ADVERSARY), torch.tensor([1.0, 3.0])
+    fixed = NastyLoss(0.5, 2.0, reduction=reduction)(t, a, w)
+    other = "none" if reduction != "none" else "sum"
+    assert torch.equal(NastyLoss(0.5, 2.0, reduction=other)(t, a, w, reduction=reduction), fixed)
+
+
 def test_unknown_reduction_is_a_user_error():
     from nat_tasks.core.errors import NatError
 
     with pytest.raises(NatError, match="reduction"):
         NastyLoss(1.0, 1.0, reduction="batchmean")
+    with pytest.raises(NatError, match="reduction"):
+        NastyLoss(1.0, 1.0)(torch.zeros(1, 2), torch.zeros(1, 2), reduction="batchmean")
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid"])

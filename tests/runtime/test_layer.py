@@ -36,6 +36,12 @@ def test_load_config_errors_are_one_line(tmp_path, content, expected):
     assert expected in str(err.value) and "\n" not in str(err.value).strip()
 
 
+def test_a_bad_override_is_one_line(tmp_path):
+    (tmp_path / "c.py").write_text("lr = 0.1\n")
+    with pytest.raises(NatError, match=r"--cfg-options .*lr.x.*TypeError"):
+        load_config(str(tmp_path / "c.py"), cfg_options={"lr.x": 1})
+
+
 def test_devices(monkeypatch):
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(NatError, match="expected cpu, cuda or cuda:N"):

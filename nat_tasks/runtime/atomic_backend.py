@@ -4,12 +4,10 @@ mmengine's ``LocalBackend.put`` opens the final path and writes into it, so a cr
 disk) mid-write leaves a torn ``epoch_N.pth`` that ``--resume`` would then pick. Registered as
 ``'atomic_local'``; select it with ``backend_args=dict(backend='atomic_local')`` on
 ``CheckpointHook`` (every checkpoint, best or last, goes through ``put``).
-
-Only mmengine users import this module; the rest of the core stays plain PyTorch.
 """
 from mmengine.fileio import LocalBackend, register_backend
 
-from .checkpoint import atomic_write_bytes
+from nat_tasks.core.checkpoint import atomic_write_bytes
 
 
 @register_backend("atomic_local", force=True)
