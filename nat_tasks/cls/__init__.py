@@ -1,11 +1,27 @@
-"""Classification: data sets, models (and, later, training and evaluation) for NAT.
+"""Classification for NAT: data sets, networks, training methods, the mmengine trainer, attacks
+and evaluation.
 
-Importing this package registers the data sets in mmengine's registry, so a config can say
-``custom_imports=dict(imports=['nat_tasks.cls'])``.
+Importing this package registers the data sets, the model, the metric and the hooks in mmengine's
+registries (a config says ``custom_imports=dict(imports=['nat_tasks.cls'])``), the 'atomic_local'
+checkpoint backend, and makes every checkpoint load weights-only (``nat_tasks.runtime``).
+
+    from nat_tasks.cls import build_classifier, evaluate, ThreatModel
 """
-from . import data  # noqa: F401
-from . import models  # noqa: F401
-from . import classifier  # noqa: F401  (AdversarialClassifier, AdversarialAccuracy)
-from . import hooks  # noqa: F401  (EpochSeedHook, EpsWarmupHook, reseed_worker)
-from nat_tasks.core import mmengine_atomic  # noqa: F401  (the 'atomic_local' checkpoint backend)
-from nat_tasks import runtime  # noqa: F401  (checkpoints load weights-only, mmengine's resume too)
+from nat_tasks import runtime  # noqa: F401  (weights-only checkpoint loads; the 'atomic_local' backend)
+
+from . import data, hooks, metric  # noqa: F401  (mmengine registrations)
+from .adversarial_classifier import AdversarialClassifier
+from .architectures import CLASSIFIERS, Classifier, build_classifier
+from .attacks import REGISTRY as ATTACKS, ThreatModel
+from .checklist import gradient_masking_checklist
+from .evaluation import evaluate, subset_indices
+from .methods import METHODS, build_method
+from .metric import AdversarialAccuracy
+from .nasty_section import build_adversary, nasty_spec
+from .train import build_runner, last_checkpoint, load_cls_config, train
+from .weights import classifier_from_config, load_classifier_weights
+
+__all__ = ["AdversarialClassifier", "CLASSIFIERS", "Classifier", "build_classifier", "ATTACKS", "ThreatModel",
+           "gradient_masking_checklist", "evaluate", "subset_indices", "METHODS", "build_method",
+           "AdversarialAccuracy", "build_adversary", "nasty_spec", "build_runner", "last_checkpoint",
+           "load_cls_config", "train", "classifier_from_config", "load_classifier_weights"]

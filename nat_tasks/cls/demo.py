@@ -23,19 +23,24 @@ No setting of the demo was chosen by looking at its test digits. Budget knobs (`
 are set with ``--demo-options key=value``.
 """
 import dataclasses
-import json
 import os
 import time
 
 import numpy as np
 import torch
 
-from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.errors import NatError
-from nat_tasks.core.pixel import default_device
 from nat_tasks.core.stats import bootstrap_interval, format_interval, seed_summary
+from nat_tasks.runtime import default_device, markdown_table, select_runner_device, write_results
 
-from .train import last_checkpoint, load_config, select_device, train
+from .architectures import build_classifier
+from .attacks import REGISTRY, ThreatModel
+from .data import EmbeddedMNIST
+from .evaluation import evaluate, subset_indices
+from .nasty_section import nasty_spec
+from .sparsity import plot_sparsity, sorted_mean_probabilities
+from .train import last_checkpoint, load_cls_config, train
+from .weights import load_classifier_weights
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           "configs", "cls")
@@ -44,7 +49,7 @@ MODELS = (("vanilla", "VT (adversary)", "mnist_small_cnn_vanilla.py", {}),
           ("pgdat", "PGD-AT", "mnist_small_cnn_pgdat.py", {}),
           ("at_union", "AT on X ∪ X' (λ=0)", "mnist_small_cnn_pgdat.py", {"model.method.include_clean": True}),
           ("nat", "NAT", "mnist_small_cnn_nat.py", {}))
-METRICS = (("clean", "clean"), ("pgd20", "PGD-20"), ("aa", None))  # None: the AutoAttack column's name
+METRICS = ("clean", "pgd20", "aa")  # "aa": the demo's AutoAttack (``DemoSettings.autoattack``)
 COMPARISONS = (("nat", "at_union"), ("nat", "pgdat"))  # NAT minus each baseline, paired
 
 
@@ -55,8 +60,8 @@ class DemoSettings:
     warmup_epochs: int = 1       # linear eps ramp 0 -> 0.3 over the first epoch (EpsWarmupHook)
     train_steps: int = 2         # PGD steps in training (random start)
     train_alpha: float = 0.2     # PGD step in training (2 x 0.2 reaches the 0.3 ball's far side)
-    nat_w: float = 0.006         # the paper's text (with tau 4 and the tau^2 factor)
-    nat_tau: float = 4.0
+    nat_weight: float = None     # NAT's nasty weight and tau; None: mnist_small_cnn_nat.py's
+    nat_tau: float = None
     eps: float = 0.3             # Linf budget of training and evaluation
     eval_alpha: float = 0.03     # PGD-20 step in evaluation
     train_digits: int = 4000     # of the 5000; the rest is the test split (stratified, fixed)
@@ -70,12 +75,12 @@ class DemoSettings:
 
     @classmethod
     def from_options(cls, options):
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options or {}) - set(defaults))
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options or {}) - set(types))
         if unknown:
-            raise NatError(f"unknown demo option(s) {unknown}; expected some of {sorted(defaults)}")
+            raise NatError(f"unknown demo option(s) {unknown}; expected some of {sorted(types)}")
         try:
-            settings = cls(**{k: type(defaults[k])(v) for k, v in (options or {}).items()})
+            settings = cls(**{k: types[k](v) for k, v in (options or {}).items()})
         except ValueError as err:
             raise NatError(f"bad demo option: {err}") from None
         if settings.seeds < 1:
@@ -84,7 +89,8 @@ class DemoSettings:
 
 
 def _train_all(work_dir, s, seed):
-    """Train the four models through the real configs; returns {key: last checkpoint path}."""
+    """Train the four models through the real configs; returns {key: last checkpoint path} and
+    the NAT run's ``NastySpec``."""
     checkpoints = {}
     for key, _, config, extra in MODELS:
         epochs = s.vanilla_epochs if key == "vanilla" else s.at_epochs
@@ -100,24 +106,20 @@ def _train_all(work_dir, s, seed):
                             "custom_hooks": [dict(type="EpochSeedHook"),
                                              dict(type="EpsWarmupHook", epochs=s.warmup_epochs)]})
         if key == "nat":
-            options.update({"model.method.w": s.nat_w, "model.method.tau": s.nat_tau,
-                            "model.adversary.checkpoint": checkpoints["vanilla"]})
-        cfg = load_config(os.path.join(CONFIG_DIR, config), work_dir=os.path.join(work_dir, f"seed_{seed}", key),
-                          cfg_options=options)
+            overrides = {"weight": s.nat_weight, "tau": s.nat_tau, "adversary.checkpoint": checkpoints["vanilla"]}
+            options.update({f"model.nasty.{k}": v for k, v in overrides.items() if v is not None})
+        cfg = load_cls_config(os.path.join(CONFIG_DIR, config), work_dir=os.path.join(work_dir, f"seed_{seed}", key),
+                              cfg_options=options)
+        if key == "nat":
+            nasty = nasty_spec(cfg.model)
         runner = train(cfg)
         checkpoints[key] = last_checkpoint(runner.work_dir)
         del runner
-    return checkpoints
+    return checkpoints, nasty
 
 
 def _evaluate_seed(checkpoints, x, y, aa_index, threat, s, device, log):
     """{key: dict(flags per metric, curve)} for one seed's models."""
-    from .classifier import load_classifier_weights
-    from .data import EmbeddedMNIST
-    from .evaluation import evaluate
-    from .models import build_classifier
-    from .sparsity import sorted_mean_probabilities
-
     info = dict(num_classes=EmbeddedMNIST.num_classes, in_channels=EmbeddedMNIST.in_channels,
                 image_size=EmbeddedMNIST.image_size, mean=EmbeddedMNIST.mean, std=EmbeddedMNIST.std)
     runs = {}
@@ -126,7 +128,7 @@ def _evaluate_seed(checkpoints, x, y, aa_index, threat, s, device, log):
         log(f"== evaluating {label} ({checkpoints[key]})")
         results = evaluate(model, x, y, ["clean", "pgd20"], threat, seed=s.seed, log=log)
         results += evaluate(model, x[aa_index], y[aa_index], [s.autoattack], threat, seed=s.seed, log=log)
-        flags = dict(zip(("clean", "pgd20", "aa"), (r["flags"] for r in results)))
+        flags = dict(zip(METRICS, (r["flags"] for r in results)))
         runs[key] = dict(checkpoint=checkpoints[key], flags=flags,
                          curve=sorted_mean_probabilities(model, x).tolist(),
                          settings={r["attack"]: r["settings"] for r in results})
@@ -152,7 +154,7 @@ def _summarise(runs_by_seed):
     rows = {}
     for key, label, _, _ in MODELS:
         rows[key] = dict(model=label, **{metric: _estimate([runs[key]["flags"][metric] for runs in runs_by_seed])
-                                         for metric, _ in METRICS})
+                                         for metric in METRICS})
         curves = np.mean([runs[key]["curve"] for runs in runs_by_seed], axis=0)
         rows[key]["tail_mass"] = float(curves[2:].sum())
         rows[key]["curve"] = curves.tolist()
@@ -161,7 +163,7 @@ def _summarise(runs_by_seed):
         differences[f"{a}-{b}"] = {
             metric: _estimate([np.subtract(runs[a]["flags"][metric], runs[b]["flags"][metric], dtype=float)
                                for runs in runs_by_seed])
-            for metric, _ in METRICS}
+            for metric in METRICS}
     return rows, differences
 
 
@@ -174,29 +176,25 @@ def _cell(estimate):
     return f"{point} ± {estimate['std']:.1f} {rest}"
 
 
-def _tables(rows, differences, s, n, n_aa):
-    aa_name = s.autoattack if s.autoattack != "aa" else "AutoAttack"
-    headers = [f"clean (n={n})", f"PGD-20 (n={n})", f"{aa_name} (n={n_aa})"]
-    lines = ["| model | " + " | ".join(headers) + " | mass outside top-2 |", "|---" * 5 + "|"]
-    for row in rows.values():
-        cells = [_cell(row[metric]) for metric, _ in METRICS]
-        lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {row['tail_mass']:.3f} |")
-    diff = ["| paired difference (points) | " + " | ".join(headers) + " |", "|---" * 4 + "|"]
+def _tables(rows, differences, s, threat, n, n_aa):
+    attacks = dict(clean="clean", pgd20="pgd20", aa=s.autoattack)
+    sizes = dict(clean=n, pgd20=n, aa=n_aa)
+    headers = [(m, f"{REGISTRY.build(attacks[m], threat=threat).column} (n={sizes[m]})") for m in METRICS]
+    models = markdown_table([dict(model=row["model"], tail_mass=f"{row['tail_mass']:.3f}",
+                                  **{m: _cell(row[m]) for m in METRICS}) for row in rows.values()],
+                            [("model", "model"), *headers, ("tail_mass", "mass outside top-2")])
+    paired = []
     for name, estimates in differences.items():
         a, b = name.split("-")
-        label = f"{rows[a]['model']} − {rows[b]['model']}"
-        diff.append(f"| {label} | " + " | ".join(_cell(estimates[m]) for m, _ in METRICS) + " |")
-    return "\n".join(lines) + "\n\n" + "\n".join(diff) + "\n"
+        paired.append(dict(label=f"{rows[a]['model']} − {rows[b]['model']}",
+                           **{m: _cell(estimates[m]) for m in METRICS}))
+    return models + "\n" + markdown_table(paired, [("label", "paired difference (points)"), *headers])
 
 
 def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
     """Run the whole demo; returns the results dict also written to ``<work_dir>/results.json``."""
-    from .data import EmbeddedMNIST
-    from .evaluation import ThreatModel, describe_attack, parse_attack, subset_indices
-    from .sparsity import plot_sparsity
-
     s = DemoSettings.from_options(options)
-    select_device(device)
+    select_runner_device(device)
     start = time.perf_counter()
     test = EmbeddedMNIST(split="test", test_size=5000 - s.train_digits)
     index = subset_indices(len(test), s.n_eval)  # the test split is sorted by class: sample it
@@ -209,8 +207,8 @@ def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
     runs_by_seed = []
     for seed in range(s.seed, s.seed + s.seeds):
         log(f"==== seed {seed}")
-        checkpoints = _train_all(work_dir, s, seed)
-        device_name = device_name or default_device()  # after select_device: 'cpu' when --device cpu hid GPUs
+        checkpoints, nasty = _train_all(work_dir, s, seed)
+        device_name = device_name or default_device()  # after select_runner_device: 'cpu' when it hid GPUs
         runs_by_seed.append(_evaluate_seed(checkpoints, x, y, aa_index, threat, s, device_name, log))
     rows, differences = _summarise(runs_by_seed)
 
@@ -224,16 +222,16 @@ def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
                                     flags=r["flags"])
                           for key, r in runs.items()} for runs in runs_by_seed],
                    seconds=dict(total=round(time.perf_counter() - start, 1)))
-    table = _tables(rows, differences, s, n, n_aa)
+    table = _tables(rows, differences, s, threat, n, n_aa)
     notes = (f"Held-out EmbeddedMNIST digits, Linf eps={s.eps}; PGD-20 step {s.eval_alpha}, random start; "
-             f"{describe_attack(parse_attack(s.autoattack), threat)}. An example is robust only if it is "
+             f"{REGISTRY.build(s.autoattack, threat=threat).describe()}. An example is robust only if it is "
              f"also correct clean. Accuracies in %, {summary['interval']}; differences are paired (the "
              "same digits and seed). 'mass outside top-2': mean softmax probability outside the two "
-             f"largest classes (lower = sparser). NAT: w={s.nat_w}, tau={s.nat_tau} (tau^2 on).\n")
+             f"largest classes (lower = sparser). NAT: w={nasty.weight}, tau={nasty.tau} "
+             f"(tau^2 {'on' if nasty.scale_by_tau2 else 'off'}).\n")
     os.makedirs(work_dir, exist_ok=True)
     plot_sparsity({row["model"]: row["curve"] for row in rows.values()}, os.path.join(work_dir, "sparsity.png"))
-    atomic_write_text(json.dumps(summary, indent=2), os.path.join(work_dir, "results.json"))
-    atomic_write_text("# NAT demo on embedded MNIST\n\n" + table + "\n" + notes, os.path.join(work_dir, "results.md"))
+    write_results(os.path.join(work_dir, "results"), summary, "# NAT demo on embedded MNIST\n\n" + table + "\n" + notes)
     log("\n" + table + "\n" + notes + f"Wrote {work_dir}/results.json, results.md, sparsity.png "
         f"({summary['seconds']['total']:.0f} s)")
     return summary

@@ -19,18 +19,14 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import FUNCTIONS, HOOKS
 
+from nat_tasks.runtime import seed_everything
+
 from .data import check_not_trained_on, selection_label
 
 
 def epoch_seed(seed, epoch, rank=0):
     """A 32-bit seed that depends only on (seed, epoch, rank)."""
     return int(np.random.SeedSequence([int(seed), int(epoch), int(rank)]).generate_state(1)[0])
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 @HOOKS.register_module()

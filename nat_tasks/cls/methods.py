@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from nat_tasks.core.attacks import eval_mode, pgd, projected_gradient_ascent
 from nat_tasks.core.errors import NatError, check_eps
-from nat_tasks.core.nasty import NastyLoss
 
 METHODS = {}
 
@@ -81,26 +80,20 @@ def trades(model, x, y, *, eps, alpha, steps, beta=6.0):
 
 
 @register_method("nat")
-def nat(model, x, y, *, adversary, eps, alpha, steps, w=0.006, tau=4.0, scale_by_tau2=True):
-    """NAT (eq. 5): ``mean over X ∪ X' of [ CE(f_t(x), y) - w tau^2 KL(p_t(x) || p_a(x)) ]``.
+def nat(model, x, y, *, adversary, nasty_loss, eps, alpha, steps):
+    """NAT (eq. 5): ``mean over X ∪ X' of [ CE(f_t(x), y) + nasty_loss ]``, with ``nasty_loss`` the
+    core ``NastyLoss`` of ``model.nasty`` (``-weight tau^2 KL(p_t(x) || p_a(x))``).
 
     X' is PGD on the target's cross-entropy; the frozen ``adversary`` sees the same 2B images in
-    one no-grad call. Both terms are means over the 2B samples of X ∪ X', so ``w`` weighs the KL
-    against the CE exactly as in eq. 5 (whose sum runs over X ∪ X').
-
-    Defaults: ``w = 0.006`` (the paper's text) with ``tau = 4`` (Nasty Teacher's CIFAR-10 value;
-    the paper gives no tau) and the ``tau^2`` factor of the Nasty Teacher code (eq. 5 itself has
-    none: with ``scale_by_tau2`` on, the paper's w is our ``w * tau^2``). The paper is
-    ambiguous: its Fig. 2 finds 0.06 best, Nasty Teacher used w = 0.04, tau = 4 (CIFAR-10) and
-    w = 0.005, tau = 20 (CIFAR-100). All three are config keys.
+    one no-grad call. Both terms are means over the 2B samples of X ∪ X', so the weight weighs the
+    KL against the CE exactly as eq. 5's w does (its sum runs over X ∪ X').
     """
     x_adv = craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps)
     both = torch.cat([x, x_adv])
     logits = model(both)
     adversary_logits = adversary(both)  # FrozenAdversary: eval mode, no grad
     ce = F.cross_entropy(logits, torch.cat([y, y]), reduction="none")
-    nasty = NastyLoss(w, tau, scale_by_tau2=scale_by_tau2)
-    return dict(loss_ce=ce.mean(), loss_nasty=nasty(logits, adversary_logits),
+    return dict(loss_ce=ce.mean(), loss_nasty=nasty_loss(logits, adversary_logits),
                 ce_clean=ce[:len(x)].detach().mean(), ce_adv=ce[len(x):].detach().mean())
 
 
@@ -117,37 +110,39 @@ class Method:
     """A method with its settings bound: ``method(model, x, y) -> dict`` of loss terms.
 
     ``settings`` stays a mutable dict so schedules (e.g. ``EpsWarmupHook``) can change the attack
-    budget during training.
+    budget during training; ``context``: what the run provides (NAT's adversary and nasty loss).
     """
 
-    def __init__(self, name, settings, adversary=None):
-        self.name, self.settings, self.adversary = name, settings, adversary
+    def __init__(self, name, settings, context):
+        self.name, self.settings, self.context = name, settings, context
         self._fn = METHODS[name]
 
     def __call__(self, model, x, y):
-        extra = {} if self.adversary is None else dict(adversary=self.adversary)
-        return self._fn(model, x, y, **self.settings, **extra)
+        return self._fn(model, x, y, **self.settings, **self.context)
 
     def __repr__(self):
         return f"Method({self.name}, {self.settings})"
 
 
-def build_method(cfg, adversary=None):
+def build_method(cfg, adversary=None, nasty_loss=None):
     """``cfg = dict(type=name, **settings)`` -> a ``Method``; unknown names or settings fail clearly.
 
-    ``adversary`` (a ``FrozenAdversary``) is bound for methods that take one (NAT).
+    ``adversary`` (a ``FrozenAdversary``) and ``nasty_loss`` (a ``NastyLoss``), both made from
+    ``model.nasty``, are bound for the methods that take them (NAT).
     """
     settings = dict(cfg)
     name = settings.pop("type", None)
     if name not in METHODS:
         raise NatError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
-    takes_adversary = "adversary" in inspect.signature(METHODS[name]).parameters
-    if takes_adversary and adversary is None:
-        raise NatError(f"method {name} needs an adversary: set model.adversary=dict(arch=..., checkpoint=...)")
+    parameters = inspect.signature(METHODS[name]).parameters
+    offered = dict(adversary=adversary, nasty_loss=nasty_loss)
+    context = {key: value for key, value in offered.items() if key in parameters}
+    if any(value is None for value in context.values()):
+        raise NatError(f"method {name} needs model.nasty=dict(weight=..., tau=..., "
+                       "adversary=dict(arch=..., checkpoint=...))")
     try:
-        inspect.signature(METHODS[name]).bind(None, None, None, **settings,
-                                              **(dict(adversary=adversary) if takes_adversary else {}))
+        inspect.signature(METHODS[name]).bind(None, None, None, **settings, **context)
     except TypeError as err:
         raise NatError(f"method {name}: {err}") from None
     _check_attack_settings(name, settings)
-    return Method(name, settings, adversary if takes_adversary else None)
+    return Method(name, settings, context)

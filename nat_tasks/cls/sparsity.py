@@ -22,11 +22,6 @@ def sorted_mean_probabilities(model, x, *, batch_size=500, device=None):
     return (total / len(x)).cpu()
 
 
-def tail_mass(curve, top=2):
-    """Probability mass outside the ``top`` largest classes (mean over samples)."""
-    return float(torch.as_tensor(curve)[top:].sum())
-
-
 def plot_sparsity(curves, path, title="Output-probability sparsity (held-out digits)"):
     """Write a log-scale PNG of ``curves`` (name -> sorted mean probabilities) atomically."""
     import matplotlib

@@ -7,71 +7,52 @@ scalars.json / TensorBoard writers. NAT only adds a model (``AdversarialClassifi
 runs in ``forward(mode='loss')``), a metric, two hooks (reseeding, eps warm-up) and an atomic
 checkpoint backend.
 """
+import contextlib
 import os
 
+from mmengine.runner import Runner
+
 from nat_tasks.core.errors import NatError
+from nat_tasks.runtime import load_config
 
 DATA_SPLIT_LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 
-def select_device(device):
-    """``--device cpu`` hides the GPUs before CUDA initialises (mmengine picks its device itself)."""
-    if device is None:
-        return
-    if device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # read when CUDA initialises, i.e. later
-    elif device != "cuda" and not device.startswith("cuda:"):
-        raise NatError(f"unknown device {device!r}; expected cpu, cuda or cuda:<index>")
-    elif device.startswith("cuda:"):
-        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
-
-
-def load_config(path, *, work_dir=None, data_root=None, cfg_options=None, resume=False, launcher="none"):
-    """An mmengine ``Config`` from ``path`` with the command-line overrides applied."""
-    from mmengine.config import Config
-
-    if not os.path.isfile(path):
-        raise NatError(f"config file not found: {path}")
-    try:
-        cfg = Config.fromfile(path)
-    except (SyntaxError, KeyError, ValueError, TypeError, ImportError) as err:
-        raise NatError(f"cannot read config {path}: {type(err).__name__}: {err}") from None
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+def load_cls_config(path, *, work_dir=None, data_root=None, cfg_options=None, resume=False, launcher="none"):
+    """The runtime's ``load_config`` plus the trainer's options: ``data_root`` replaces every
+    loader's data set folder; ``resume`` and ``launcher`` go to mmengine's Runner."""
+    cfg = load_config(path, cfg_options, work_dir)
     if data_root is not None:
         for loader in DATA_SPLIT_LOADERS:
             if cfg.get(loader) is not None:
                 cfg[loader]["dataset"]["data_root"] = data_root
-    cfg.work_dir = work_dir or cfg.get("work_dir") or os.path.join(
-        "work_dirs", os.path.splitext(os.path.basename(path))[0])
     cfg.resume = bool(resume)
     cfg.launcher = launcher
     return cfg
 
 
-def build_runner(cfg):
-    """``Runner.from_cfg`` with registry lookup errors turned into one clear line."""
-    from mmengine.runner import Runner
-
-    import nat_tasks.cls  # noqa: F401  registers datasets, model, metric, hooks, 'atomic_local'
-
+@contextlib.contextmanager
+def _registry_errors():
+    """A type mmengine's registries do not know (a config typo) is one line, not a traceback."""
     try:
-        return Runner.from_cfg(cfg)
+        yield
     except KeyError as err:
         if "registry" in str(err):
             raise NatError(f"config: {err.args[0]}") from None
         raise
+
+
+def build_runner(cfg):
+    """mmengine's ``Runner`` of ``cfg``."""
+    with _registry_errors():
+        return Runner.from_cfg(cfg)
 
 
 def train(cfg):
     """Train with ``cfg``; returns the runner (its ``work_dir`` holds the checkpoints and logs)."""
     runner = build_runner(cfg)
-    try:
+    with _registry_errors():
         runner.train()
-    except KeyError as err:
-        if "registry" in str(err):
-            raise NatError(f"config: {err.args[0]}") from None
-        raise
     return runner
 
 

@@ -15,7 +15,7 @@ def test_evaluation_target(evil_checkpoint, tool_error, tmp_path):
 
 def test_nat_adversary(evil_checkpoint, tool_error, tmp_path):
     evil_checkpoint.assert_refused(tool_error("train_cls", NAT, "--work-dir", tmp_path / "w", "--cfg-options",
-                                              f"model.adversary.checkpoint={evil_checkpoint.path}"))
+                                              f"model.nasty.adversary.checkpoint={evil_checkpoint.path}"))
 
 
 def test_resume(evil_checkpoint, tool_error, tmp_path):

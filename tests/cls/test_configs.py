@@ -9,6 +9,7 @@ from mmengine.registry import DATASETS
 
 import nat_tasks.cls  # noqa: F401  (registers the data sets)
 from nat_tasks.cls.data import selection_label
+from nat_tasks.cls.nasty_section import nasty_spec
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "cls", "*.py")))
@@ -37,3 +38,12 @@ def test_config_selects_on_validation_and_tests_on_test(path):
     assert test.get("data_root") == val.get("data_root")
     assert selection_label(cfg) == f"validation (n={val.val_size})"
     assert cfg.default_hooks.model_selection.type == "ModelSelectionHook"
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.endswith("_nat.py")], ids=os.path.basename)
+def test_nat_configs_speak_the_nasty_vocabulary(path):
+    cfg = Config.fromfile(path)
+    spec = nasty_spec(cfg.model)  # no key of an earlier release
+    assert set(cfg.model.method) == {"type", "eps", "alpha", "steps"}
+    (member,) = spec.members
+    assert member["arch"] == cfg.model.arch and os.path.isfile(os.path.join(REPO, member["trained_by"]))

@@ -3,12 +3,12 @@ import json
 
 import pytest
 
-from nat_tasks.cls.demo import DemoSettings
+from nat_tasks.cls.demo import MODELS, DemoSettings, _summarise
 from nat_tasks.core.errors import NatError
 from .train_helpers import run_tool
 
 TINY = ["vanilla_epochs=1", "at_epochs=1", "warmup_epochs=1", "train_steps=1", "train_digits=300", "val_digits=50", "autoattack=apgd-ce-10",
-        "n_eval=60", "n_val_attack=10", "n_autoattack=6"]
+        "n_eval=60", "n_val_attack=10", "n_autoattack=6", "nat_tau=2"]
 
 
 LABELS = ["VT (adversary)", "PGD-AT", "AT on X ∪ X' (λ=0)", "NAT"]
@@ -34,7 +34,7 @@ def test_demo_trains_evaluates_and_writes_its_results(tmp_path):
     assert diff == pytest.approx(runs["nat"]["accuracy"]["pgd20"] - runs["at_union"]["accuracy"]["pgd20"])
     table = (tmp_path / "results.md").read_text()
     assert all(f"| {name} |" in table for name in LABELS) and "| NAT − AT on X ∪ X' (λ=0) |" in table
-    assert "NAT: w=0.006, tau=4.0" in table
+    assert "NAT: w=0.006, tau=2.0 (tau^2 on)" in table  # the config's weight, the option's tau
     assert (tmp_path / "sparsity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| NAT |" in proc.stdout  # the table is printed
     assert (tmp_path / "seed_0" / "nat" / "last_checkpoint").is_file()
@@ -42,8 +42,12 @@ def test_demo_trains_evaluates_and_writes_its_results(tmp_path):
 
 def test_demo_options_are_checked():
     assert DemoSettings.from_options({"at_epochs": "3"}).at_epochs == 3
+    assert DemoSettings.from_options({"nat_weight": "0.06"}).nat_weight == 0.06
+    assert DemoSettings.from_options({}).nat_weight is None  # None: the NAT config's own
     with pytest.raises(NatError, match=r"unknown demo option\(s\) \['bogus'\]"):
         DemoSettings.from_options({"bogus": 1})
+    with pytest.raises(NatError, match=r"unknown demo option\(s\) \['nat_w'\]; expected some of .*'nat_weight'"):
+        DemoSettings.from_options({"nat_w": 0.06})
     with pytest.raises(NatError, match="bad demo option"):
         DemoSettings.from_options({"at_epochs": "many"})
     with pytest.raises(NatError, match="seeds=0"):
@@ -51,8 +55,6 @@ def test_demo_options_are_checked():
 
 
 def test_several_seeds_give_mean_std_and_paired_differences_over_seeds():
-    from nat_tasks.cls.demo import MODELS, _summarise
-
     def run(pgd20_by_key):  # four digits; every model correct clean
         return {key: dict(flags=dict(clean=[1, 1, 1, 1], pgd20=pgd20_by_key[key], aa=pgd20_by_key[key]),
                           curve=[0.7, 0.2, 0.1]) for key, *_ in MODELS}

@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from nat_tasks.cls.architectures import build_classifier
 from nat_tasks.cls.methods import METHODS, build_method
-from nat_tasks.cls.models import build_classifier
 from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.attacks import pgd, projected_gradient_ascent
 from nat_tasks.core.errors import NatError
+from nat_tasks.core.nasty import NastyLoss
 from .train_helpers import learnable_images
 
 
@@ -33,6 +34,11 @@ def target():
 
 def adversary():
     return FrozenAdversary(linear(ADVERSARY_W, [0.0, 0.3, -0.1]))
+
+
+def nasty(adv=None, **loss):
+    """What ``model.nasty`` gives a method: its adversary and its ``NastyLoss`` (NAT's defaults)."""
+    return dict(adversary=adv if adv is not None else adversary(), nasty_loss=NastyLoss(**loss))
 
 
 def log_softmax(z):
@@ -94,7 +100,8 @@ def test_nat_is_eq5_averaged_over_clean_and_adversarial(w, tau, scale_by_tau2):
     """loss = (1/2B) Σ_{X ∪ X'} [CE - w tau^2 KL(softmax(t/tau) || softmax(a/tau))]."""
     model, adv, settings = target(), adversary(), dict(eps=0.1, alpha=0.05, steps=3)
     torch.manual_seed(3)
-    terms = build_method(dict(type="nat", w=w, tau=tau, scale_by_tau2=scale_by_tau2, **settings), adversary=adv)(model, X, Y)
+    terms = build_method(dict(type="nat", **settings),
+                         **nasty(adv, weight=w, tau=tau, scale_by_tau2=scale_by_tau2))(model, X, Y)
     torch.manual_seed(3)
     x_adv = pgd(model.eval(), X, Y, random_start=True, **settings)
     both = torch.cat([X, x_adv])
@@ -113,7 +120,7 @@ def test_nat_known_numbers_without_attack():
     model = linear([[1.0, 0, 0, 0], [0, 0, 0, 0]], [0.0, 0.0])
     adv = FrozenAdversary(linear([[0, 0, 0, 0], [0, 0, 0, 0]], [0.0, 0.0]))
     x, y = torch.tensor([[[[2.0, 0.0], [0.0, 0.0]]]]).clamp(0, 1), torch.tensor([0])  # x = [1, 0, 0, 0]
-    terms = build_method(dict(type="nat", eps=0.0, alpha=0.1, steps=1, w=0.5, tau=1.0), adversary=adv)(model, x, y)
+    terms = build_method(dict(type="nat", eps=0.0, alpha=0.1, steps=1), **nasty(adv, weight=0.5, tau=1.0))(model, x, y)
     p = 1 / (1 + math.exp(-1))  # target softmax([1, 0]); adversary is uniform
     assert terms["loss_ce"].item() == pytest.approx(-math.log(p), abs=1e-6)
     expected_kl = p * math.log(p / 0.5) + (1 - p) * math.log((1 - p) / 0.5)
@@ -138,7 +145,7 @@ class ModeRecorder(nn.Module):
 def test_attacks_are_crafted_in_eval_mode_and_mode_is_restored(name, train_forwards):
     model = ModeRecorder().train()
     cfg = dict(type=name) if name == "vanilla" else dict(type=name, eps=0.1, alpha=0.05, steps=3)
-    build_method(cfg, adversary=adversary())(model, X, Y)
+    build_method(cfg, **nasty())(model, X, Y)
     assert model.training
     assert model.modes.count(True) == train_forwards  # only the loss forwards run in train mode
     assert int(model.bn.num_batches_tracked) == train_forwards  # the attack never touched BN stats
@@ -148,20 +155,10 @@ def test_attacks_are_crafted_in_eval_mode_and_mode_is_restored(name, train_forwa
 
 def test_adversary_gets_no_gradient():
     model, adv = target(), adversary()
-    terms = build_method(dict(type="nat", eps=0.1, alpha=0.05, steps=2, w=0.1), adversary=adv)(model, X, Y)
+    terms = build_method(dict(type="nat", eps=0.1, alpha=0.05, steps=2), **nasty(adv, weight=0.1))(model, X, Y)
     (terms["loss_ce"] + terms["loss_nasty"]).backward()
     assert all(p.grad is not None for p in model.parameters())
     assert all(p.grad is None and not p.requires_grad for m in adv.models for p in m.parameters())
-
-
-def test_model_adversary_precision_reaches_the_adversary_nat_uses(tmp_path):
-    from nat_tasks.cls.classifier import AdversarialClassifier
-
-    torch.save(build_classifier("small_cnn", 10).state_dict(), tmp_path / "adversary.pth")
-    model = AdversarialClassifier("small_cnn", 10, dict(type="nat", eps=0.1, alpha=0.05, steps=1),
-                                  adversary=dict(arch="small_cnn", checkpoint=str(tmp_path / "adversary.pth")),
-                                  adversary_precision="bfloat16")
-    assert model.adversary.precision == "bfloat16" and model.method.adversary is model.adversary
 
 
 @pytest.mark.parametrize("cfg,message", [
@@ -178,9 +175,17 @@ def test_bad_method_configs_fail_clearly(cfg, message):
     assert message in str(err.value)
 
 
-def test_nat_without_adversary_fails_clearly():
-    with pytest.raises(NatError, match="needs an adversary"):
-        build_method(dict(type="nat", eps=0.1, alpha=0.05, steps=2))
+@pytest.mark.parametrize("given", [{}, dict(adversary="an adversary"), dict(nasty_loss=NastyLoss())])
+def test_nat_without_model_nasty_fails_clearly(given):
+    with pytest.raises(NatError) as err:
+        build_method(dict(type="nat", eps=0.1, alpha=0.05, steps=2), **given)
+    assert str(err.value) == ("method nat needs model.nasty=dict(weight=..., tau=..., "
+                              "adversary=dict(arch=..., checkpoint=...))")
+
+
+def test_methods_without_a_nasty_term_ignore_it():
+    method = build_method(dict(type="pgd_at", eps=0.1, alpha=0.05, steps=2), **nasty())
+    assert method.context == {}
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -192,7 +197,7 @@ def test_a_few_steps_lower_the_loss(name):
     model = build_classifier("small_cnn", 10, in_channels=3, image_size=32)
     adv = FrozenAdversary(build_classifier("small_cnn", 10, in_channels=3, image_size=32))  # random init (Table 8)
     cfg = dict(type=name) if name == "vanilla" else dict(type=name, eps=2 / 255, alpha=1 / 255, steps=2)
-    method = build_method(cfg, adversary=adv)
+    method = build_method(cfg, **nasty(adv))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
     def total():

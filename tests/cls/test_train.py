@@ -1,5 +1,5 @@
-"""The mmengine trainer end to end on tiny CIFAR-format data: checkpoints, logs, resume, adversary,
-model selection on the held-out validation split, and the validation metric."""
+"""The mmengine trainer (train.py) end to end on tiny CIFAR-format data: checkpoints, logs, resume,
+the NAT adversary, model selection on the held-out validation split, config loading."""
 import glob
 import json
 import os
@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 
-from nat_tasks.cls.classifier import AdversarialAccuracy, AdversarialClassifier, build_adversary, load_classifier_weights
-from nat_tasks.cls.models import build_classifier
-from nat_tasks.cls.train import load_config, train
+from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.train import load_cls_config, train
+from nat_tasks.cls.weights import load_classifier_weights
 from nat_tasks.core.errors import NatError
 from .train_helpers import VAL_SIZE, write_cifar10, write_config
 
@@ -23,8 +23,8 @@ def cifar(tmp_path_factory):
 
 def run(tmp_path, name, data_root, max_epochs=2, resume=False, work_dir=None, **sections):
     path = write_config(tmp_path / f"{name}.py", data_root=data_root, **sections)
-    cfg = load_config(path, work_dir=work_dir or str(tmp_path / name), resume=resume,
-                      cfg_options={"train_cfg.max_epochs": max_epochs})
+    cfg = load_cls_config(path, work_dir=work_dir or str(tmp_path / name), resume=resume,
+                          cfg_options={"train_cfg.max_epochs": max_epochs})
     return train(cfg).work_dir
 
 
@@ -97,8 +97,8 @@ def test_nat_adversary_is_frozen_and_not_saved(cifar, tmp_path):
     adversary_ckpt = os.path.join(vanilla_dir, "epoch_1.pth")
     before = weights(adversary_ckpt)
     nat_dir = run(tmp_path, "nat", cifar, max_epochs=1, model=dict(
-        method=dict(type="nat", w=0.05, tau=4.0, **PGD),
-        adversary=dict(arch="small_cnn", checkpoint=adversary_ckpt)))
+        method=dict(type="nat", **PGD),
+        nasty=dict(weight=0.05, tau=4.0, adversary=dict(arch="small_cnn", checkpoint=adversary_ckpt))))
     ckpt = torch.load(os.path.join(nat_dir, "epoch_1.pth"), map_location="cpu", weights_only=False)
     assert all(k.startswith("classifier.") for k in ckpt["state_dict"])  # no adversary inside
     n_params = len(list(build_classifier("small_cnn", 10).parameters()))
@@ -108,89 +108,23 @@ def test_nat_adversary_is_frozen_and_not_saved(cifar, tmp_path):
     assert rows and all(r["loss_nasty"] <= 0 and {"loss_ce", "ce_clean", "ce_adv"} <= r.keys() for r in rows)
 
 
-def make_model(**kwargs):
-    return AdversarialClassifier(arch="small_cnn", num_classes=10, method=dict(type="vanilla"), **kwargs)
-
-
-def test_adversary_is_invisible_to_parameters_state_dict_and_train(tmp_path):
-    net = build_classifier("small_cnn", 10)
-    torch.save(net.state_dict(), tmp_path / "plain.pth")  # a plain Classifier state_dict
-    model = make_model(adversary=dict(arch="small_cnn", checkpoint=str(tmp_path / "plain.pth")))
-    assert len(list(model.parameters())) == len(list(net.parameters()))
-    assert all(k.startswith("classifier.") for k in model.state_dict())
-    model.train()
-    assert not model.adversary.models[0].training
-
-
-def test_nan_loss_is_a_clear_error():
-    model = make_model()
-    with pytest.raises(NatError, match="training diverged"):
-        model.parse_losses(dict(loss_ce=torch.tensor(float("nan")), loss_nasty=torch.tensor(0.0)))
-
-
-def test_adversary_checkpoint_formats(tmp_path):
-    info = dict(num_classes=10, in_channels=3, image_size=32, mean=None, std=None)
-    source = build_classifier("small_cnn", **info)
-    torch.save(dict(state_dict={f"classifier.{k}": v for k, v in source.state_dict().items()}, meta={}),
-               tmp_path / "ours.pth")
-    torch.save(source.net.state_dict(), tmp_path / "bare_net.pth")
-    x = torch.rand(2, 3, 32, 32)
-    for name in ("ours.pth", "bare_net.pth"):
-        adversary = build_adversary(dict(arch="small_cnn", checkpoint=str(tmp_path / name)), info)
-        assert torch.allclose(adversary(x), source.eval()(x))
-    ensemble = build_adversary(dict(arch="small_cnn", checkpoint=[str(tmp_path / "ours.pth")] * 2), info)
-    assert len(ensemble.models) == 2
-
-
-def test_missing_and_incompatible_adversaries_fail_clearly(tmp_path):
-    with pytest.raises(NatError, match="not found; train it with `python tools/train_cls.py configs/x.py`"):
-        make_model(adversary=dict(arch="small_cnn", checkpoint=str(tmp_path / "none.pth"), trained_by="configs/x.py"))
-    torch.save(build_classifier("small_cnn", 100).state_dict(), tmp_path / "c100.pth")
-    with pytest.raises(NatError, match=r"adversary checkpoint \(small_cnn, 10 classes\) .* shape mismatch"):
-        make_model(adversary=dict(arch="small_cnn", checkpoint=str(tmp_path / "c100.pth")))
-
-
 def test_classifier_loads_its_own_trainer_checkpoint(straight_run):
     net = load_classifier_weights(build_classifier("small_cnn", 10), os.path.join(straight_run, "epoch_2.pth"))
     saved = weights(os.path.join(straight_run, "epoch_2.pth"))
     assert torch.equal(net.state_dict()["net.0.weight"], saved["classifier.net.0.weight"])
 
 
-def test_atomic_checkpoint_backend_never_leaves_a_torn_file(tmp_path):
-    from mmengine.fileio import get_file_backend
-
-    backend = get_file_backend(str(tmp_path), backend_args=dict(backend="atomic_local"))
-    target = tmp_path / "epoch_1.pth"
-    backend.put(b"complete checkpoint", str(target))
-    assert target.read_bytes() == b"complete checkpoint"
-    with pytest.raises(TypeError):
-        backend.put("not bytes: the write fails midway", str(target))
-    assert target.read_bytes() == b"complete checkpoint"
-    backend.put_text("epoch_1.pth", str(tmp_path / "last"))
-    assert (tmp_path / "last").read_text() == "epoch_1.pth"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "last"]
+def test_data_root_resume_and_launcher_reach_the_config(tmp_path):
+    path = write_config(tmp_path / "c.py", data_root="data/somewhere")
+    cfg = load_cls_config(path, data_root=str(tmp_path / "cifar"), resume=True, launcher="pytorch",
+                          cfg_options={"train_cfg.max_epochs": 7})
+    assert {cfg[loader].dataset.data_root for loader in ("train_dataloader", "val_dataloader", "test_dataloader")} \
+        == {str(tmp_path / "cifar")}
+    assert (cfg.resume, cfg.launcher, cfg.train_cfg.max_epochs) == (True, "pytorch", 7)
+    assert cfg.work_dir == os.path.join("work_dirs", "c")
 
 
-class WrongCleanRightPerturbed(torch.nn.Module):
-    """Class 1 for the exact clean image, class 0 for any perturbed one; no input gradient."""
-
-    def __init__(self, clean):
-        super().__init__()
-        self.clean = clean
-
-    def forward(self, x):
-        moved = (x != self.clean).flatten(1).any(dim=1).float()
-        return torch.stack([moved, 1 - moved], dim=1) + 0 * x.flatten(1).sum(dim=1, keepdim=True)
-
-
-def test_robust_accuracy_requires_clean_correctness():
-    """RobustBench: an example misclassified clean is broken even if the attack leaves it correct."""
-    model = make_model(val_attack=dict(eps=0.1, alpha=0.05, steps=2, n_examples=4))
-    x = torch.full((4, 3, 32, 32), 0.5)
-    model.classifier = WrongCleanRightPerturbed(x[0])
-    model.eval()  # starts the run's attack budget
-    samples = model(x, torch.zeros(4, dtype=torch.long), mode="predict")
-    assert not any(s["correct"] for s in samples) and all(s["adv_correct"] for s in samples)
-    metric = AdversarialAccuracy()
-    metric.process({}, samples)
-    assert metric.compute_metrics(metric.results) == dict(clean_acc=0.0, robust_acc=0.0)
+def test_an_unregistered_type_is_one_line(cifar, tmp_path):
+    path = write_config(tmp_path / "c.py", data_root=cifar, val_evaluator=dict(type="NoSuchMetric"))
+    with pytest.raises(NatError, match="config: .*NoSuchMetric"):
+        train(load_cls_config(path, work_dir=str(tmp_path / "w")))

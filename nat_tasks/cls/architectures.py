@@ -1,4 +1,4 @@
-"""Classifiers that take [0, 1] images and normalise inside (RobustBench style).
+"""The networks: classifiers that take [0, 1] images and normalise inside (RobustBench style).
 
 ``build_classifier(name, num_classes, in_channels=3, image_size=32, mean=None, std=None)`` wraps a
 backbone as ``Classifier(normalize, net)``: attacks and budgets stay in pixel units and the
@@ -163,3 +163,11 @@ def build_classifier(name, num_classes, *, in_channels=3, image_size=32, mean=No
     if len(mean) != in_channels or len(std) != in_channels:
         raise NatError(f"mean {tuple(mean)} and std {tuple(std)} need {in_channels} values (one per channel)")
     return Classifier(net, mean, std)
+
+
+DATA_INFO_KEYS = ("num_classes", "in_channels", "image_size", "mean", "std")
+
+
+def data_info(model_cfg):
+    """``build_classifier``'s data constants as a config's ``model`` section states them."""
+    return {key: model_cfg[key] for key in DATA_INFO_KEYS if key in model_cfg}

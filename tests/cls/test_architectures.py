@@ -1,8 +1,8 @@
-"""Every classifier maps [0, 1] images to logits and normalises inside."""
+"""The networks (architectures.py): every classifier maps [0, 1] images to logits and normalises inside."""
 import pytest
 import torch
 
-from nat_tasks.cls.models import CLASSIFIERS, build_classifier
+from nat_tasks.cls.architectures import CLASSIFIERS, build_classifier, data_info
 from nat_tasks.core.errors import NatError
 
 LIGHT = ["small_cnn", "preact_resnet18", "resnet18", "mobilenet_v2"]
@@ -76,3 +76,10 @@ def test_bad_requests_are_user_errors():
         build_classifier("vit_small", 10, image_size=28)
     with pytest.raises(NatError, match="one per channel"):
         build_classifier("small_cnn", 10, in_channels=1, image_size=28, mean=(0.5, 0.5, 0.5), std=(1, 1, 1))
+
+
+def test_data_info_is_what_a_config_model_section_says_about_the_data():
+    model_cfg = dict(type="AdversarialClassifier", arch="small_cnn", num_classes=10, in_channels=1, image_size=28,
+                     mean=(0.1307,), std=(0.3081,), method=dict(type="vanilla"))
+    assert data_info(model_cfg) == dict(num_classes=10, in_channels=1, image_size=28, mean=(0.1307,), std=(0.3081,))
+    assert build_classifier("small_cnn", **data_info(model_cfg)).normalize.mean.shape[1] == 1

@@ -1,8 +1,8 @@
-"""Bad input to tools/train_cls.py: one clear line on stderr, non-zero exit, no traceback, nothing lost."""
+"""tools/train_cls.py on bad input: one clear line on stderr, non-zero exit, no traceback, nothing lost."""
 import pytest
 import torch
 
-from nat_tasks.cls.models import build_classifier
+from nat_tasks.cls.architectures import build_classifier
 from .train_helpers import assert_one_line_error, run_tool, write_cifar10, write_config
 
 
@@ -16,8 +16,9 @@ def setup(tmp_path_factory):
 
 
 def nat_options(checkpoint):
-    return ["model.method.type=nat", "model.adversary.arch=small_cnn", f"model.adversary.checkpoint={checkpoint}",
-            "model.adversary.trained_by=configs/cls/cifar10_preact18_vanilla.py"]
+    return ["model.method.type=nat", "model.nasty.adversary.arch=small_cnn",
+            f"model.nasty.adversary.checkpoint={checkpoint}",
+            "model.nasty.adversary.trained_by=configs/cls/cifar10_preact18_vanilla.py"]
 
 
 def test_missing_data_root_names_the_expected_layout(setup, tmp_path):
@@ -40,7 +41,7 @@ def test_bad_config_values(setup, tmp_path, options, fragment):
 def test_unknown_adversary_precision(setup, tmp_path):
     _, _, config = setup
     proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w", "--cfg-options",
-                    *nat_options(tmp_path / "any.pth"), "model.adversary_precision=fp8")
+                    *nat_options(tmp_path / "any.pth"), "model.nasty.adversary.precision=fp8")
     assert_one_line_error(proc, "adversary precision 'fp8'")
 
 
@@ -48,7 +49,8 @@ def test_missing_adversary_checkpoint_says_which_config_trains_it(setup, tmp_pat
     _, _, config = setup
     proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w",
                     "--cfg-options", *nat_options(tmp_path / "missing.pth"))
-    assert_one_line_error(proc, "missing.pth not found", "python tools/train_cls.py configs/cls/cifar10_preact18_vanilla.py")
+    assert_one_line_error(proc, f"adversary checkpoint not found: {tmp_path / 'missing.pth'}; train it first: "
+                          "`python tools/train_cls.py configs/cls/cifar10_preact18_vanilla.py`")
 
 
 def test_incompatible_adversary_and_nothing_on_disk_is_lost(setup, tmp_path):
@@ -69,6 +71,19 @@ def test_diverging_loss_stops_with_one_line(setup, tmp_path):
     proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w",
                     "--cfg-options", "optim_wrapper.optimizer.lr=1e30", "optim_wrapper.optimizer.momentum=0")
     assert_one_line_error(proc, "training loss became", "diverged")
+
+
+@pytest.mark.parametrize("options,fragment", [
+    (["model.adversary.arch=small_cnn"], "model.adversary was moved: use model.nasty.adversary"),
+    (["model.adversary_precision=bfloat16"], "model.adversary_precision was moved: use model.nasty.adversary.precision"),
+    (["model.method.w=0.06"], "model.method.w was moved: use model.nasty.weight"),
+    (["model.nasty.w=0.06"], "model.nasty.w was renamed: use model.nasty.weight"),
+])
+def test_old_nat_keys_name_the_new_ones(setup, tmp_path, options, fragment):
+    _, _, config = setup
+    proc = run_tool("train_cls.py", config, "--work-dir", tmp_path / "w", "--cfg-options",
+                    *nat_options(tmp_path / "any.pth"), *options)
+    assert_one_line_error(proc, fragment)
 
 
 def test_missing_config(tmp_path):

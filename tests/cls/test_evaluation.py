@@ -1,15 +1,15 @@
-"""Robustness evaluation: the shared function and tools/eval_cls.py end to end."""
-import json
-import os
-
+"""Robustness evaluation (evaluation.py): RobustBench's rules on any attack of the registry."""
 import pytest
 import torch
 
-from nat_tasks.cls.evaluation import ThreatModel, _check_budget, evaluate, parse_attack
+from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.attacks import ThreatModel
+from nat_tasks.cls.evaluation import _check_budget, evaluate, subset_indices
+from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.attacks import fgsm
-from nat_tasks.cls.models import build_classifier
 from nat_tasks.core.errors import NatError
-from .train_helpers import assert_one_line_error, learnable_images, run_tool, write_cifar10, write_config
+from nat_tasks.core.nasty_config import NastySpec
+from .train_helpers import learnable_images
 
 THREAT = ThreatModel(eps=8 / 255, alpha=2 / 255)
 STRONG = ThreatModel(eps=0.25, alpha=0.05)  # the learnable images' class cue survives 8/255
@@ -28,23 +28,6 @@ def trained():
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
     return model.eval(), x, y
-
-
-def test_parse_attack_names():
-    assert parse_attack("pgd20").steps == 20 and parse_attack("pgd20").kind == "pgd"
-    assert parse_attack("pgd20x5").restarts == 5 and parse_attack("pgd20").restarts == 1
-    assert parse_attack("square").queries == 0 and parse_attack("square100").queries == 100
-    spec = parse_attack("transfer-cw10")
-    assert spec.transfer and spec.kind == "cw" and spec.steps == 10 and spec.name == "transfer-cw10"
-    assert parse_attack("cw").steps == 20 and parse_attack("cw50").steps == 50
-    assert parse_attack("nat-adaptive").steps == 10
-    spec = parse_attack("apgd-ce-50")
-    assert spec.kind == "autoattack" and spec.aa_attacks == ("apgd-ce",) and spec.steps == 50
-    for bad in ("pgd", "pgd0", "pgd10x0", "apgd-ce", "deepfool", "transfer-aa", "square0"):
-        with pytest.raises(NatError, match="unknown attack"):
-            parse_attack(bad)
-    with pytest.raises(NatError, match="outside"):
-        ThreatModel(eps=1.2, alpha=0.1)
 
 
 def test_evaluate_reports_reproducible_order_independent_accuracies(trained):
@@ -105,47 +88,38 @@ def test_nat_adaptive_needs_the_adversary(trained):
         evaluate(model, x, y, ["nat-adaptive"], THREAT, progress=False)
 
 
+def test_nat_adaptive_attacks_with_the_given_nasty_settings(trained):
+    model, x, y = trained
+    torch.manual_seed(5)
+    adversary = FrozenAdversary(build_classifier("small_cnn", 10))
+
+    def run(nasty):
+        (result,) = evaluate(model, x, y, ["nat-adaptive5"], STRONG, adversary=adversary, nasty=nasty,
+                             batch_size=16, progress=False, log=lambda *_: None)
+        return result
+
+    default, heavy = run(NastySpec()), run(NastySpec(weight=50.0))
+    assert "w=0.006, tau=4.0" in default["settings"] and "w=50.0, tau=4.0" in heavy["settings"]
+    assert default["flags"] != heavy["flags"]  # the KL term dominates the heavy attack's loss
+
+
+def test_every_attack_is_built_before_any_runs(trained):
+    model, x, y = trained
+    ran = []
+    with pytest.raises(NatError, match="unknown classification attack 'bogus'"):
+        evaluate(model, x, y, ["pgd5", "bogus"], STRONG, progress=False, log=ran.append)
+    assert ran == []
+
+
+def test_subset_indices_are_a_fixed_sorted_random_subset():
+    assert subset_indices(5, None) == subset_indices(5, 9) == [0, 1, 2, 3, 4]
+    picked = subset_indices(100, 10)
+    assert picked == sorted(picked) and len(set(picked)) == 10 and picked != list(range(10))
+    assert picked == subset_indices(100, 10) != subset_indices(100, 10, seed=1)
+
+
 def test_examples_outside_the_budget_are_refused():
     x = torch.full((2, 3, 4, 4), 0.5)
     _check_budget(x + 8 / 255, x, THREAT)
     with pytest.raises(RuntimeError, match="left the threat model"):
         _check_budget(x + 9 / 255, x, THREAT)
-
-
-@pytest.fixture(scope="module")
-def checkpoint_setup(tmp_path_factory):
-    """A NAT config on tiny CIFAR data, a target checkpoint in our format, a plain adversary state_dict."""
-    tmp = tmp_path_factory.mktemp("eval")
-    data = write_cifar10(str(tmp / "data"))
-    torch.manual_seed(0)
-    torch.save(build_classifier("small_cnn", 10).state_dict(), tmp / "adversary.pth")
-    target = build_classifier("small_cnn", 10)
-    torch.save(dict(meta=dict(epoch=1), state_dict={f"classifier.{k}": v for k, v in target.state_dict().items()}),
-               tmp / "epoch_1.pth")
-    config = write_config(tmp / "nat.py", base="cifar10_preact18_nat.py", data_root=data,
-                          model=dict(adversary=dict(arch="small_cnn", checkpoint=str(tmp / "adversary.pth"))))
-    return tmp, config
-
-
-def test_eval_cli_writes_json_and_markdown_and_keeps_them_on_failure(checkpoint_setup, tmp_path):
-    tmp, config = checkpoint_setup
-    out = tmp_path / "out"
-    proc = run_tool("eval_cls.py", config, tmp / "epoch_1.pth", "--attacks", "clean,pgd3,cw3,nat-adaptive3",
-                    "--n-examples", 20, "--batch-size", 10, "--device", "cpu", "--out", out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads((out / "eval_epoch_1.json").read_text())
-    assert report["n_examples"] == 20 and report["threat"]["eps"] == pytest.approx(8 / 255)
-    assert [r["attack"] for r in report["results"]] == ["clean", "pgd3", "cw3", "nat-adaptive3"]
-    assert "eq. 14; w=0.006, tau=4.0" in report["results"][3]["settings"]
-    assert all(len(r["flags"]) == 20 for r in report["results"])
-    assert report["model_selection"].startswith("not recorded")  # meta without model_selection
-    table = (out / "eval_epoch_1.md").read_text()
-    assert "| pgd3 |" in table and "PGD-3 (CE), Linf eps=0.03137 (8/255)" in table and "95 % CI" in table
-    assert "pgd3" in proc.stdout and "alpha=0.007843" in proc.stdout  # settings printed with the result
-    before = (out / "eval_epoch_1.json").read_text()
-    for bad_args, fragment in ((["--attacks", "clean,bogus"], "unknown attack 'bogus'"),
-                               (["--eps", "2"], "eps=2.0 is outside [0,")):
-        proc = run_tool("eval_cls.py", config, tmp / "epoch_1.pth", "--out", out, "--n-examples", 4, *bad_args)
-        assert_one_line_error(proc, fragment)
-    assert (out / "eval_epoch_1.json").read_text() == before
-    assert not [f for f in os.listdir(out) if f.startswith(".tmp_")]

@@ -1,0 +1,92 @@
+"""The mmengine model of the classification trainer.
+
+``AdversarialClassifier.forward(inputs, labels, mode)``:
+- ``'loss'``: runs the configured method (``methods.py``) on the batch. mmengine's DDP wrapper also
+  calls ``forward(mode='loss')``, so one process and DDP run the same code, attack included.
+- ``'predict'``: clean predictions for every sample, plus PGD predictions for the first
+  ``val_attack['n_examples']`` samples of each validation run (split over the ranks; the val
+  sampler shuffles with a fixed seed, so they are a fixed random subset), so every
+  epoch reports ``clean_acc`` and ``robust_acc`` (``metric.AdversarialAccuracy``) and
+  ``CheckpointHook`` can keep the best-robust checkpoint. Validation reads the held-out split
+  (``data.py``), not the test split.
+- ``'tensor'``: logits.
+
+The network is the ``classifier`` submodule (an ``architectures.Classifier``: [0, 1] inputs,
+normalisation inside), so checkpoint keys are ``classifier.*``. NAT's adversary
+(``model.nasty``, ``nasty_section.py``) is a ``FrozenAdversary``: it owns no parameters or
+buffers, so it is absent from the optimizer, DDP and the saved checkpoint.
+"""
+import torch
+from mmengine.dist import get_world_size
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
+
+from nat_tasks.core.attacks import pgd
+from nat_tasks.core.errors import NatError, check_eps, check_finite
+
+from .architectures import build_classifier
+from .methods import build_method
+from .nasty_section import build_adversary, nasty_spec
+
+
+@MODELS.register_module()
+class AdversarialClassifier(BaseModel):
+    """A [0, 1]-input classifier trained by one method (``vanilla``, ``pgd_at``, ``trades``, ``nat``).
+
+    - ``arch``, ``num_classes``, ``in_channels``, ``image_size``, ``mean``, ``std``: the network
+      (``architectures.build_classifier``).
+    - ``method``: ``dict(type=name, **settings)`` (``methods.build_method``).
+    - ``nasty``: for NAT, ``dict(weight, tau, scale_by_tau2, adversary=dict(arch, checkpoint,
+      trained_by, precision))`` (``nasty_section.py``); the adversary may be a list (ensemble).
+    - ``val_attack``: ``dict(eps, alpha, steps, n_examples)``: the Linf PGD of validation.
+    """
+
+    def __init__(self, arch, num_classes, method, *, in_channels=3, image_size=32, mean=None, std=None,
+                 nasty=None, val_attack=None, data_preprocessor=None, init_cfg=None, **unknown):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        spec = nasty_spec(dict(unknown, method=method, nasty=nasty))  # first: names a moved key
+        if unknown:
+            raise NatError(f"unknown key model.{sorted(unknown)[0]}")
+        data_info = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                         mean=mean, std=std)
+        self.classifier = build_classifier(arch, **data_info)
+        self.adversary = build_adversary(spec, data_info) if spec is not None else None
+        self.method = build_method(method, adversary=self.adversary,
+                                   nasty_loss=spec.loss() if spec is not None else None)
+        self.val_attack = {**dict(eps=8 / 255, alpha=2 / 255, steps=10, n_examples=1000), **(val_attack or {})}
+        check_eps(self.val_attack["eps"], what="val_attack eps")
+        self._val_attack_left = 0
+
+    def forward(self, inputs, labels=None, mode="tensor"):
+        if mode == "loss":
+            return self.method(self.classifier, inputs, labels)
+        if mode == "predict":
+            return self.predict(inputs, labels)
+        if mode == "tensor":
+            return self.classifier(inputs)
+        raise ValueError(f"unknown forward mode {mode!r}")
+
+    def parse_losses(self, losses):
+        loss, log_vars = super().parse_losses(losses)
+        check_finite(loss, what=f"the {self.method.name} training loss")
+        return loss, log_vars
+
+    def train(self, mode=True):
+        # mmengine's ValLoop calls .eval() at the start of every validation run: the PGD budget of
+        # the run (its first n examples, split over the ranks) starts afresh.
+        if not mode:
+            self._val_attack_left = -(-self.val_attack["n_examples"] // get_world_size())
+        return super().train(mode)
+
+    def predict(self, inputs, labels):
+        with torch.no_grad():
+            correct = self.classifier(inputs).argmax(dim=1) == labels
+        adv_correct = [None] * len(inputs)
+        n = min(len(inputs), self._val_attack_left)
+        if n > 0:
+            attack = {k: v for k, v in self.val_attack.items() if k != "n_examples"}
+            x_adv = pgd(self.classifier, inputs[:n], labels[:n], **attack)  # enables grad itself
+            with torch.no_grad():
+                adv_correct[:n] = (self.classifier(x_adv).argmax(dim=1) == labels[:n]).tolist()
+            self._val_attack_left -= n
+        return [dict(correct=c, adv_correct=a) for c, a in zip(correct.tolist(), adv_correct)]

@@ -1,0 +1,207 @@
+"""The classification attacks, one class per kind, in one registry: a new attack is one class here.
+
+An attack is built from its name (``REGISTRY.build(name, threat=..., ...)``: the name carries its
+settings, the run provides the rest), crafts with ``attack(model, x, y)`` on [0, 1] images and
+says what it did with ``describe()``, printed and saved next to its result. ``evaluation.py``,
+the checklist and ``tools/eval_cls.py`` take names, help text and descriptions from here.
+
+Names (``REGISTRY.syntax()``):
+- ``clean``; ``fgsm``; ``pgd<k>`` (PGD-k on the CE, random start) and ``pgd<k>x<r>`` (r restarts,
+  per example the best); ``cw`` / ``cw<k>`` (PGD on the CW margin loss, the CW-inf of AT papers,
+  20 steps by default);
+- ``aa`` (AutoAttack standard through pyautoattack); ``apgd-ce-<k>`` / ``apgd-dlr-<k>`` (one APGD
+  attack with k iterations, 1 restart); ``square`` / ``square<q>`` (Square, 5000 or q queries);
+- ``nat-adaptive`` / ``nat-adaptive<k>`` (PGD-k, default 10 as the paper's K, on eq. 14's loss
+  ``CE - w tau^2 KL(p_t || p_a)`` with the gradient through both models; needs the NAT adversary
+  and the config's ``model.nasty`` settings);
+- ``transfer-<attack>`` for fgsm, pgd<k>[x<r>] and cw[<k>]: crafted on a surrogate model
+  (black-box transfer), counted on the evaluated one.
+"""
+from dataclasses import dataclass
+
+from nat_tasks.core.attack_registry import Attack, AttackRegistry
+from nat_tasks.core.attacks import NatAdaptiveLoss, fgsm, pgd
+from nat_tasks.core.autoattack import autoattack, autoattack_settings
+from nat_tasks.core.errors import NatError, check_eps
+
+REGISTRY = AttackRegistry("classification")
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """Budget and step size in pixel units of [0, 1] images."""
+    eps: float
+    alpha: float
+    norm: str = "Linf"
+
+    def __post_init__(self):
+        check_eps(self.eps)
+        if not 0.0 < self.alpha <= 1.0:
+            raise NatError(f"alpha={self.alpha} is outside (0, 1] (pixel units)")
+
+    def describe(self):
+        return f"{self.norm} eps={self.eps:.4g} ({self.eps * 255:.3g}/255)"
+
+
+def _at_least_one(**counts):
+    for what, count in counts.items():
+        if count < 1:
+            raise ValueError(f"{what} must be at least 1")
+
+
+@REGISTRY.register("clean")
+class Clean(Attack):
+    column = "clean"
+
+    def __call__(self, model, x, y):
+        return x
+
+    def describe(self):
+        return "no attack"
+
+
+@REGISTRY.register("fgsm")
+class FGSM(Attack):
+    column = "FGSM"
+
+    def __init__(self, *, threat):
+        self.threat = threat
+
+    def __call__(self, model, x, y):
+        return fgsm(model, x, y, eps=self.threat.eps)
+
+    def describe(self):
+        return f"FGSM, {self.threat.describe()}"
+
+
+@REGISTRY.register(r"pgd(?P<steps>\d+)(?:x(?P<restarts>\d+))?", "pgd<k>[x<r>]")
+class PGD(Attack):
+    """Linf PGD-k with random start on the CE; with r restarts, per example the best."""
+    loss, loss_name = "ce", "CE"
+
+    def __init__(self, steps, restarts=1, *, threat):
+        _at_least_one(steps=steps, restarts=restarts)
+        self.steps, self.restarts, self.threat = steps, restarts, threat
+        self.column = f"PGD-{steps}" + (f" x{restarts}" if restarts > 1 else "")
+
+    def __call__(self, model, x, y):
+        return pgd(model, x, y, eps=self.threat.eps, alpha=self.threat.alpha, steps=self.steps,
+                   norm=self.threat.norm, loss=self.loss, restarts=self.restarts)
+
+    def describe(self):
+        restarts = f"{self.restarts} restart{'s' if self.restarts > 1 else ''}"
+        return (f"PGD-{self.steps} ({self.loss_name}), {self.threat.describe()}, alpha={self.threat.alpha:.4g}, "
+                f"random start, {restarts}")
+
+
+@REGISTRY.register(r"cw(?P<steps>\d+)?", "cw[<k>]")
+class CW(PGD):
+    """CW-inf as in AT papers: PGD on the CW margin loss, 20 steps by default."""
+    loss, loss_name = "cw", "CW margin"
+
+    def __init__(self, steps=20, *, threat):
+        super().__init__(steps, threat=threat)
+        self.column = f"CW-{steps}"
+
+
+@REGISTRY.register(r"nat-adaptive(?P<steps>\d+)?", "nat-adaptive[<k>]")
+class NatAdaptive(Attack):
+    """Eq. 14: PGD-k on ``CE - w tau^2 KL(p_t || p_a)`` through target and adversary, with the
+    weight, tau and tau^2 switch of the config's ``model.nasty`` (``nasty``, a ``NastySpec``)."""
+
+    def __init__(self, steps=10, *, threat, adversary=None, nasty=None):
+        _at_least_one(steps=steps)
+        if adversary is None or nasty is None:
+            raise NatError("nat-adaptive needs the NAT adversary: evaluate with a NAT config (model.nasty)")
+        self.steps, self.threat, self.nasty = steps, threat, nasty
+        self.loss = NatAdaptiveLoss(adversary, nasty.weight, nasty.tau, nasty.scale_by_tau2)
+        self.column = f"NAT-adaptive-{steps}"
+
+    def __call__(self, model, x, y):
+        return pgd(model, x, y, eps=self.threat.eps, alpha=self.threat.alpha, steps=self.steps,
+                   norm=self.threat.norm, loss=self.loss)
+
+    def describe(self):
+        s = self.nasty
+        return (f"PGD-{self.steps} on CE - w tau^2 KL(p_t||p_a) (eq. 14; w={s.weight}, tau={s.tau}, "
+                f"tau^2 {'on' if s.scale_by_tau2 else 'off'}; gradient through target and "
+                f"adversary), {self.threat.describe()}, alpha={self.threat.alpha:.4g}, random start")
+
+
+class _PyAutoAttack(Attack):
+    """AutoAttack's own code (pyautoattack): the standard suite, or the one attack ``attacks``."""
+    attacks = ()  # (): the standard suite
+    steps = queries = None  # APGD iterations, Square queries (None: AutoAttack's)
+
+    def __init__(self, *, threat, seed=0, device=None, num_classes=None):
+        self.threat, self.seed, self.device, self.num_classes = threat, seed, device, num_classes
+
+    def __call__(self, model, x, y):
+        x_adv, _ = autoattack(model, x, y, eps=self.threat.eps, norm=self.threat.norm,
+                              version="custom" if self.attacks else "standard",
+                              attacks=list(self.attacks) or None, apgd_steps=self.steps,
+                              square_queries=self.queries, num_classes=self.num_classes,
+                              batch_size=len(x), seed=self.seed, device=self.device)
+        return x_adv
+
+    def describe(self):
+        if not self.attacks:
+            return f"{autoattack_settings('standard')}, {self.threat.describe()}"
+        return (f"{autoattack_settings('custom', list(self.attacks), self.steps, self.queries)}, "
+                f"{self.threat.describe()}")
+
+
+@REGISTRY.register("aa")
+class AutoAttack(_PyAutoAttack):
+    column = "AutoAttack"
+
+
+@REGISTRY.register(r"apgd-ce-(?P<steps>\d+)", "apgd-ce-<k>")
+class APGDCE(_PyAutoAttack):
+    """APGD on the CE with k iterations (its step-size schedule rescaled), 1 restart."""
+    attacks = ("apgd-ce",)
+
+    def __init__(self, steps, *, threat, seed=0, device=None, num_classes=None):
+        _at_least_one(steps=steps)
+        super().__init__(threat=threat, seed=seed, device=device, num_classes=num_classes)
+        self.steps = steps
+        self.column = f"{self.attacks[0]}-{steps}"
+
+
+@REGISTRY.register(r"apgd-dlr-(?P<steps>\d+)", "apgd-dlr-<k>")
+class APGDDLR(APGDCE):
+    """APGD on the DLR loss with k iterations, 1 restart."""
+    attacks = ("apgd-dlr",)
+
+
+@REGISTRY.register(r"square(?P<queries>\d+)?", "square[<q>]")
+class Square(_PyAutoAttack):
+    """Square (black box): AutoAttack's 5000 queries, or q."""
+    attacks = ("square",)
+
+    def __init__(self, queries=None, *, threat, seed=0, device=None, num_classes=None):
+        if queries is not None:
+            _at_least_one(queries=queries)
+        super().__init__(threat=threat, seed=seed, device=device, num_classes=num_classes)
+        self.queries = queries
+        self.column = "square" if queries is None else f"square{queries}"
+
+
+@REGISTRY.register(r"transfer-(?P<base>.+)", "transfer-<fgsm|pgd<k>[x<r>]|cw[<k>]>")
+class Transfer(Attack):
+    """``transfer-<attack>``: ``attack`` crafted on the surrogate model, counted on the evaluated
+    one (black-box transfer). ``run``: what the base attack takes from the run (its threat model)."""
+    TRANSFERABLE = (FGSM, PGD, CW)
+
+    def __init__(self, base, *, surrogate, **run):
+        if REGISTRY.match(base)[0] not in self.TRANSFERABLE:
+            raise NatError(f"unknown classification attack 'transfer-{base}': only fgsm, pgd<k>[x<r>] "
+                           "and cw[<k>] transfer")
+        self.attack, self.surrogate = REGISTRY.build(base, **run), surrogate
+        self.column = f"transfer {self.attack.column}"
+
+    def __call__(self, model, x, y):
+        return self.attack(self.surrogate, x, y)
+
+    def describe(self):
+        return f"{self.attack.describe()}, crafted on the surrogate (transfer)"

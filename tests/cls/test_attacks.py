@@ -1,0 +1,116 @@
+"""The classification attacks (attacks.py): names carry settings, each kind says what it did in
+the exact words of earlier releases, the registry is the one list of names."""
+import inspect
+
+import pytest
+import torch
+
+from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.attacks import REGISTRY, ThreatModel
+from nat_tasks.core.adversary import FrozenAdversary
+from nat_tasks.core.errors import NatError
+from nat_tasks.core.nasty_config import NastySpec
+
+THREAT = ThreatModel(eps=8 / 255, alpha=2 / 255)
+BUDGET = "Linf eps=0.03137 (8/255)"
+PGD = f"{BUDGET}, alpha=0.007843, random start"
+NAMES = ["clean", "fgsm", "pgd20", "pgd20x5", "cw", "cw50", "aa", "apgd-ce-50", "apgd-dlr-5", "square",
+         "square100", "nat-adaptive", "nat-adaptive3", "transfer-fgsm", "transfer-pgd5x2", "transfer-cw"]
+
+
+def build(name, **run):
+    """``name`` built with everything a run can provide; ``run`` overrides."""
+    run = dict(dict(threat=THREAT, surrogate=build_classifier("small_cnn", 10), nasty=NastySpec(),
+                    adversary=FrozenAdversary(build_classifier("small_cnn", 10))), **run)
+    return REGISTRY.build(name, **run)
+
+
+@pytest.mark.parametrize("name,description", [
+    ("clean", "no attack"),
+    ("fgsm", f"FGSM, {BUDGET}"),
+    ("pgd20", f"PGD-20 (CE), {PGD}, 1 restart"),
+    ("PGD20x5 ", f"PGD-20 (CE), {PGD}, 5 restarts"),
+    ("cw", f"PGD-20 (CW margin), {PGD}, 1 restart"),
+    ("cw50", f"PGD-50 (CW margin), {PGD}, 1 restart"),
+    ("aa", "AutoAttack standard: APGD-CE (100 it), APGD-T (9 targets, 100 it), FAB-T (9 targets), "
+           f"Square (5000 q), {BUDGET}"),
+    ("apgd-ce-50", f"AutoAttack custom: apgd-ce, 50 it, 1 restart, {BUDGET}"),
+    ("apgd-dlr-5", f"AutoAttack custom: apgd-dlr, 5 it, 1 restart, {BUDGET}"),
+    ("square", f"AutoAttack custom: square, 1 restart, {BUDGET}"),
+    ("square100", f"AutoAttack custom: square, 100 q, 1 restart, {BUDGET}"),
+    ("nat-adaptive", "PGD-10 on CE - w tau^2 KL(p_t||p_a) (eq. 14; w=0.006, tau=4.0, tau^2 on; gradient "
+                     f"through target and adversary), {PGD}"),
+    ("transfer-fgsm", f"FGSM, {BUDGET}, crafted on the surrogate (transfer)"),
+    ("transfer-pgd5x2", f"PGD-5 (CE), {PGD}, 2 restarts, crafted on the surrogate (transfer)"),
+    ("transfer-cw", f"PGD-20 (CW margin), {PGD}, 1 restart, crafted on the surrogate (transfer)"),
+])
+def test_names_carry_settings_and_descriptions_are_unchanged(name, description):
+    attack = build(name)
+    assert attack.name == name.strip().lower() and attack.describe() == description
+
+
+def test_nat_adaptive_describes_the_configs_nasty_settings():
+    attack = build("nat-adaptive7", nasty=NastySpec(weight=0.5, tau=2.0, scale_by_tau2=False))
+    assert "PGD-7 on CE" in attack.describe() and "(eq. 14; w=0.5, tau=2.0, tau^2 off;" in attack.describe()
+    assert (attack.loss.nasty.weight, attack.loss.nasty.tau, attack.loss.nasty.scale_by_tau2) == (0.5, 2.0, False)
+
+
+def test_the_help_text_lists_every_attack():
+    syntax = REGISTRY.syntax()
+    for name in ("clean", "fgsm", "pgd<k>[x<r>]", "cw[<k>]", "aa", "apgd-ce-<k>", "apgd-dlr-<k>", "square[<q>]",
+                 "nat-adaptive[<k>]", "transfer-<fgsm|pgd<k>[x<r>]|cw[<k>]>"):
+        assert name in syntax.split(", ")
+    assert len(REGISTRY.kinds()) == len(syntax.split(", "))
+    assert all(build(name) for name in NAMES)  # every example name builds
+
+
+@pytest.mark.parametrize("name,message", [
+    ("pgd", "unknown classification attack 'pgd'; expected one of: clean, fgsm,"),
+    ("apgd-ce", "unknown classification attack 'apgd-ce'"),
+    ("deepfool", "unknown classification attack 'deepfool'"),
+    ("transfer-aa", "unknown classification attack 'transfer-aa'"),  # only fgsm, pgd and cw transfer
+    ("pgd0", "attack 'pgd0': steps must be at least 1"),
+    ("pgd10x0", "attack 'pgd10x0': restarts must be at least 1"),
+    ("square0", "attack 'square0': queries must be at least 1"),
+    ("apgd-ce-0", "attack 'apgd-ce-0': steps must be at least 1"),
+])
+def test_bad_names_are_one_line(name, message):
+    with pytest.raises(NatError) as err:
+        build(name)
+    assert str(err.value).startswith(message)
+
+
+def test_what_a_run_must_provide():
+    with pytest.raises(NatError, match="attack 'transfer-pgd5' needs surrogate"):
+        REGISTRY.build("transfer-pgd5", threat=THREAT)
+    with pytest.raises(NatError, match="attack 'pgd5' needs threat"):
+        REGISTRY.build("pgd5")
+    with pytest.raises(NatError, match="nat-adaptive needs the NAT adversary: evaluate with a NAT config"):
+        REGISTRY.build("nat-adaptive", threat=THREAT)
+    for name in NAMES:  # what eval_cls.py asks of the config and the command line
+        parameters = inspect.signature(REGISTRY.match(name)[0]).parameters
+        assert ("adversary" in parameters) == name.startswith("nat-adaptive")
+        assert ("surrogate" in parameters) == name.startswith("transfer-")
+
+
+def test_transfer_crafts_on_the_surrogate():
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear, self.calls = torch.nn.Linear(12, 3), 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.linear(x.flatten(1))
+
+    target, surrogate = Recorder(), Recorder()
+    attack = REGISTRY.build("transfer-pgd2", threat=THREAT, surrogate=surrogate)
+    x_adv = attack(target, torch.rand(2, 3, 2, 2), torch.tensor([0, 1]))
+    assert surrogate.calls > 0 and target.calls == 0 and x_adv.shape == (2, 3, 2, 2)
+
+
+def test_threat_model_is_checked():
+    with pytest.raises(NatError, match="outside"):
+        ThreatModel(eps=1.2, alpha=0.1)
+    with pytest.raises(NatError, match=r"alpha=0 is outside \(0, 1\]"):
+        ThreatModel(eps=0.1, alpha=0)
