@@ -1,7 +1,7 @@
 """Detection speed: one MTD+NAT training step / one MTD step (target <= 1.10), and images/s of
 the adversarial test loop, clean and under each attack.
 
-    python benchmarks/bench_det.py [--config configs/demo/demo_mtd.py] [--batch-size 16]
+    python benchmarks/bench_det.py [--config configs/det/demo_mtd.py] [--batch-size 16]
         [--iters 10] [--device cpu] [--data-root DIR] [--test-images 32]
 
 The training steps use the same detector, batch and optimiser; the NAT adversary is a detector of
@@ -13,14 +13,10 @@ import argparse
 import copy
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from nat_tasks.core.errors import cli_entry  # noqa: E402
-from nat_tasks.det.cli import select_device  # noqa: E402
+from nat_tasks.runtime import select_runner_device, tool_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,8 +51,8 @@ def bench_training(cfg, adversary_config, adversary_checkpoint, iters):
     for name, precision in (("mtd", None), ("mtd_nat", None), ("mtd_nat_bf16", "bfloat16")):
         model_cfg = copy.deepcopy(cfg.model)
         if name != "mtd":
-            model_cfg.nasty = dict(weight=0.04, tau=4.0, adversary_precision=precision, adversary=dict(
-                config=adversary_config, checkpoint=adversary_checkpoint))
+            model_cfg.nasty = dict(weight=0.04, tau=4.0, adversary=dict(
+                config=adversary_config, checkpoint=adversary_checkpoint, precision=precision))
         torch.manual_seed(0)
         model = MODELS.build(model_cfg).to(device).train()
         steppers[name] = (model, build_optim_wrapper(model, cfg.optim_wrapper))
@@ -77,27 +73,30 @@ def bench_training(cfg, adversary_config, adversary_checkpoint, iters):
 def bench_test_loop(cfg, checkpoint, work_dir):
     from mmengine.runner import Runner
 
+    from nat_tasks.det.attacks import CLEAN, kinds
+    from nat_tasks.det.model_cfg import without_training_keys
+
     cfg = copy.deepcopy(cfg)
-    cfg.model.pop("mtd", None)
+    cfg.model = without_training_keys(cfg.model)
     cfg.load_from = checkpoint
     cfg.work_dir = work_dir
-    cfg.test_cfg = dict(type="AdversarialTestLoop", attacks=["none", "cls", "loc", "dag", "rap"],
+    cfg.test_cfg = dict(type="AdversarialTestLoop", attacks=[CLEAN] + kinds(),
                         attack_cfg=dict(eps=8, alpha=2, steps=10, dag_steps=150))
     metrics = Runner.from_cfg(cfg).test()
     return {key.split("/")[0]: value for key, value in metrics.items() if key.endswith("images_per_s")}
 
 
-@cli_entry
+@tool_main
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=os.path.join(REPO, "configs", "demo", "demo_mtd.py"))
+    parser.add_argument("--config", default=os.path.join(REPO, "configs", "det", "demo_mtd.py"))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--test-images", type=int, default=32)
     parser.add_argument("--data-root")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
-    select_device(args.device)
+    select_runner_device(args.device)
 
     import torch
     from mmdet.registry import MODELS
@@ -106,6 +105,7 @@ def main(argv=None):
     import nat_tasks.det  # noqa: F401
     from nat_tasks.core.checkpoint import atomic_save
     from nat_tasks.det.demo_data import write_demo_voc
+    from nat_tasks.det.model_cfg import without_training_keys
 
     register_all_modules()
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +116,7 @@ def main(argv=None):
         cfg = _config(args.config, os.path.join(data_root, ""), args.batch_size, args.test_images)
         adversary_config = os.path.join(tmp, "adversary.py")
         cfg_vanilla = copy.deepcopy(cfg)
-        cfg_vanilla.model.pop("mtd", None)
+        cfg_vanilla.model = without_training_keys(cfg_vanilla.model)
         cfg_vanilla.dump(adversary_config)
         checkpoint = os.path.join(tmp, "adversary.pth")
         atomic_save({"state_dict": MODELS.build(cfg_vanilla.model).state_dict()}, checkpoint)

@@ -1,19 +1,8 @@
-# SSD300 with MTD + NAT: the nasty term on the anchors' softmax scores against a frozen vanilla
-# SSD300 (train configs/voc_vanilla.py first; its last checkpoint is the adversary).
+# SSD300 with MTD + NAT (configs/det/voc_ssd300_mtd_nat.py) against the model that
+# configs/voc_vanilla.py trains into work_dirs/voc_vanilla/.
+#   python tools/train.py configs/voc_vanilla.py          # the adversary, first
 #   python tools/train.py configs/voc_mtd_nat.py
-_base_ = './voc_mtd.py'
+_base_ = './det/voc_ssd300_mtd_nat.py'
 
-model = dict(
-    nasty=dict(
-        # The paper's text gives w = 0.006 and no tau; tau = 4 follows Nasty Teacher (CIFAR-10).
-        # The term is normalised like SSD's CE: sum over the chosen anchors / number of positives.
-        weight=0.006,
-        tau=4.0,
-        scale_by_tau2=True,
-        # 'sampled': positives + SSD's hard-mined negatives (the anchors its CE trains on); 'all'.
-        anchors='sampled',
-        # 'bfloat16'/'float16': the frozen adversary runs under autocast (cheaper on fast-bf16 GPUs).
-        adversary_precision=None,
-        adversary=dict(
-            config='{{fileDirname}}/voc_vanilla.py',
-            checkpoint='work_dirs/voc_vanilla/epoch_24.pth')))
+model = dict(nasty=dict(adversary=dict(config='{{fileDirname}}/voc_vanilla.py',
+                                       checkpoint='work_dirs/voc_vanilla/epoch_24.pth')))

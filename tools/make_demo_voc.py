@@ -3,16 +3,12 @@
     python tools/make_demo_voc.py [--root data/demo_voc/VOCdevkit] [--trainval 240] [--test 80]
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from nat_tasks.core.errors import cli_entry  # noqa: E402
-from nat_tasks.det.demo_data import DEMO_CLASSES, write_demo_voc  # noqa: E402
+from nat_tasks.det.demo_data import DEMO_CLASSES, write_demo_voc
+from nat_tasks.runtime import tool_main
 
 
-@cli_entry
+@tool_main
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="data/demo_voc/VOCdevkit")

@@ -4,37 +4,34 @@
         [--alpha 2] [--steps 10] [--dag-steps 150] [--ci N] [--checklist] [--work-dir DIR]
         [--out RESULTS.json] [--device cpu|cuda|cuda:N] [--cfg-options k=v ...] [--launcher ...]
 
-mAP is mmdet's VOCMetric of the config (11-point mAP@0.5 for VOC07 test). ``--ci N`` adds to each
-mAP its 95 % interval from N bootstrap resamples of the test images (scored by the same metric).
-``--checklist`` also runs A_cls at 0.5x, 2x, 4x eps and at eps 255 and prints the pass/fail table
-of the gradient-masking checks (``nat_tasks/det/checklist.py``). Results are printed and written
-atomically as JSON and Markdown (default: WORK_DIR/attack_results.{json,md}).
+The attacks, their columns (clean, A_cls, A_loc, DAG, RAP) and the choices of ``--attack`` come
+from the detection attack registry (``nat_tasks/det/attacks.py``). mAP is mmdet's VOCMetric of the
+config (11-point mAP@0.5 for VOC07 test). ``--ci N`` adds to each mAP its 95 % interval from N
+bootstrap resamples of the test images (scored by the same metric). ``--checklist`` also runs A_cls
+at 0.5x, 2x, 4x eps and at eps 255 and prints the pass/fail table of the gradient-masking checks
+(``nat_tasks/det/checklist.py``). Results are printed and written atomically as JSON and Markdown
+(default: WORK_DIR/attack_results.{json,md}).
 """
 import argparse
-import json
 import os
-import sys
-import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# mmengine imports pkg_resources (setuptools < 81 is pinned for it); its deprecation notice is noise.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+from nat_tasks.core.errors import NatError
+from nat_tasks.core.sanity import Check, checks_markdown
+from nat_tasks.core.stats import format_interval
+from nat_tasks.det.attacks import ATTACKS, CLEAN, columns, kinds
+from nat_tasks.det.cli import add_runner_args, parse_runner_args
+from nat_tasks.runtime import load_config, select_runner_device, tool_main, write_results
 
-from nat_tasks.core.checkpoint import atomic_write_text  # noqa: E402
-from nat_tasks.core.errors import NatError, cli_entry  # noqa: E402
-from nat_tasks.core.sanity import Check, checks_markdown  # noqa: E402
-from nat_tasks.core.stats import format_interval  # noqa: E402
-from nat_tasks.det.cli import add_runner_args, load_config, parse_runner_args, select_device  # noqa: E402
-
-ATTACK_CHOICES = ("none", "cls", "loc", "dag", "rap")
-COLUMNS = {"none": "clean", "cls": "A_cls", "loc": "A_loc", "dag": "DAG", "rap": "RAP"}
+ATTACK_CHOICES = (CLEAN,) + tuple(kinds())
+COLUMNS = columns()
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Evaluate a detector clean and under attacks")
     parser.add_argument("config")
     parser.add_argument("checkpoint")
-    parser.add_argument("--attack", choices=ATTACK_CHOICES + ("all",), default="all")
+    parser.add_argument("--attack", choices=ATTACK_CHOICES + ("all",), default="all",
+                        help="one pass, or all: " + ", ".join(COLUMNS.values()))
     parser.add_argument("--eps", type=float, default=8.0, help="Linf budget on the 0..255 scale")
     parser.add_argument("--alpha", type=float, default=2.0, help="PGD step (cls, loc, rap)")
     parser.add_argument("--steps", type=int, default=10, help="PGD steps (cls, loc, rap)")
@@ -65,9 +62,18 @@ def _row(metrics, attack):
     return row
 
 
+def describe_attacks(attacks, attack_cfg):
+    """What each pass ran (the registry's ``describe()``), for the JSON report."""
+    from nat_tasks.det.attacks import AttackConfig
+
+    config = AttackConfig(**attack_cfg)
+    return {a: "clean" if a == CLEAN else ATTACKS.build(a, config=config).describe() for a in attacks}
+
+
 def summarise(metrics, attacks, config, checkpoint, attack_cfg, ci_resamples=0, checks=None):
     rows = {attack: _row(metrics, attack) for attack in attacks}
     summary = {"config": config, "checkpoint": checkpoint, "attack_cfg": attack_cfg,
+               "attacks": describe_attacks(attacks, attack_cfg),
                "ci_resamples": ci_resamples, "results": rows,
                "metrics": {k: float(v) for k, v in metrics.items()}}
     if checks is not None:
@@ -80,6 +86,7 @@ def _cell(row):
 
 
 def markdown(summary):
+    """The Table-13 row (one column per plain registry attack) and the images/s of each pass."""
     attacks = [a for a in summary["results"] if a in COLUMNS]
     results = summary["results"]
     header = "| model | n | " + " | ".join(COLUMNS[a] for a in attacks) + " |"
@@ -98,14 +105,15 @@ def markdown(summary):
     return table
 
 
-@cli_entry
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
-    select_device(args.device)
+    select_runner_device(args.device)
 
     from mmengine.runner import Runner
 
     from nat_tasks.det.checklist import checklist_attacks, run_checks
+    from nat_tasks.det.model_cfg import without_training_keys
     from nat_tasks.det.voc_checks import check_voc_config
 
     if not os.path.isfile(args.checkpoint):
@@ -114,8 +122,7 @@ def main(argv=None):
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
     # Evaluation needs neither the training attack nor the NAT adversary.
-    cfg.model.pop("mtd", None)
-    cfg.model.pop("nasty", None)
+    cfg.model = without_training_keys(cfg.model)
     if args.ci < 0:
         raise NatError(f"--ci {args.ci}: the number of bootstrap resamples must be >= 0")
     attacks = list(ATTACK_CHOICES) if args.attack == "all" else [args.attack]
@@ -132,12 +139,11 @@ def main(argv=None):
     checks = (run_checks({attack: _map_of(metrics, attack) for attack in attacks}, args.eps)
               if args.checklist else None)
     summary = summarise(metrics, attacks, args.config, args.checkpoint, attack_cfg, args.ci, checks)
-    out = args.out or os.path.join(cfg.work_dir, "attack_results.json")
     table = markdown(summary)
-    atomic_write_text(json.dumps(summary, indent=2) + "\n", out)
-    atomic_write_text(table, os.path.splitext(out)[0] + ".md")
+    out = args.out or os.path.join(cfg.work_dir, "attack_results.json")
+    json_path, _ = write_results(os.path.splitext(out)[0], summary, table)
     print(table)
-    print(f"results written to {out}")
+    print(f"results written to {json_path}")
 
 
 if __name__ == "__main__":

@@ -5,15 +5,10 @@
 """
 import argparse
 import os
-import sys
-import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# mmengine imports pkg_resources (setuptools < 81 is pinned for it); its deprecation notice is noise.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-
-from nat_tasks.core.errors import NatError, cli_entry  # noqa: E402
-from nat_tasks.det.cli import add_runner_args, load_config, parse_runner_args, select_device  # noqa: E402
+from nat_tasks.core.errors import NatError
+from nat_tasks.det.cli import add_runner_args, parse_runner_args
+from nat_tasks.runtime import load_config, select_runner_device, tool_main
 
 
 def parse_args(argv=None):
@@ -29,16 +24,17 @@ def parse_args(argv=None):
     return parse_runner_args(parser, argv)
 
 
-@cli_entry
+@tool_main
 def main(argv=None):
     args = parse_args(argv)
-    select_device(args.device)
+    select_runner_device(args.device)
 
     from mmengine.runner import Runner
     from mmdet.registry import RUNNERS
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
-    from nat_tasks.det.adversary import check_adversary_files
+    from nat_tasks.det.adversary import check_files
+    from nat_tasks.det.detectors import parse_det_nasty
     from nat_tasks.det.voc_checks import check_voc_config
 
     setup_cache_size_limit_of_dynamo()
@@ -61,8 +57,8 @@ def main(argv=None):
         raise NatError(f"load_from checkpoint not found: {cfg.load_from}")
     check_voc_config(cfg, splits=("train_dataloader", "val_dataloader") if cfg.get("val_cfg")
                      else ("train_dataloader",))
-    if cfg.model.get("nasty"):
-        check_adversary_files(cfg.model.nasty.get("adversary"))
+    if cfg.model.get("nasty"):  # fail fast: a bad key or a missing adversary is one line, now
+        check_files(parse_det_nasty(cfg.model.nasty))
 
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
     runner.train()

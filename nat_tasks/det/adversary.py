@@ -1,19 +1,32 @@
-"""The frozen adversary detector of NAT, built from an mmdet config and a checkpoint.
+"""The frozen adversary detector of NAT: det's ``build_member`` for the core's ``build_adversary``.
 
-The adversary sees the same 0..255 pixels as the target and normalises them with its own data
-preprocessor, so it may be another architecture as long as it predicts the same classes on the
-same anchor layout (checked when it is built: one clear line on a mismatch).
+``model.nasty.adversary=dict(config=..., checkpoint=..., trained_by=None, precision=None)`` (a
+list: an ensemble) is parsed by the core (``parse_nasty`` with the member key ``config``); each
+member becomes an ``AnchorLogits``: the detector of ``config`` (training-only keys dropped) with
+the weights of ``checkpoint``, reduced to ``pixels -> (B, A, C)`` anchor logits. The adversary sees
+the same 0..255 pixels as the target and normalises them with its own data preprocessor, so it may
+be another architecture as long as it predicts the same classes on the same anchor layout
+(checked when it is built: one clear line on a mismatch).
 """
 import os
+from functools import partial
 
-from mmengine.config import Config
 from torch import nn
 
-from ..core.adversary import FrozenAdversary
+from ..core.adversary import build_adversary, check_adversary_files
 from ..core.checkpoint import load_weights
 from ..core.errors import NatError
+from ..runtime.config import load_config
 from .head_adapters import head_adapter
+from .model_cfg import without_training_keys
 from .pixel_space import PixelSpace
+
+MEMBER_KEYS = ("config",)
+
+
+def train_command(member):
+    """The command that writes a member's checkpoint (quoted when it is missing)."""
+    return f"python tools/train.py {member.get('trained_by') or member['config']}"
 
 
 class AnchorLogits(nn.Module):
@@ -30,36 +43,20 @@ class AnchorLogits(nn.Module):
         return self.adapter.flat_logits(cls_scores)
 
 
-def _members(spec):
-    """``dict(config=..., checkpoint=...)`` or a list of them (an ensemble: mean of logits)."""
-    specs = spec if isinstance(spec, (list, tuple)) else [spec]
-    for member in specs:
-        if not isinstance(member, dict) or "config" not in member or "checkpoint" not in member:
-            raise NatError("model.nasty.adversary must be dict(config=..., checkpoint=...) or a list "
-                           f"of them, got {member!r}")
-    return specs
-
-
-def check_adversary_files(spec):
+def check_files(spec):
     """Fail fast (before a runner is built) when an adversary's config or checkpoint is missing."""
-    for member in _members(spec):
-        config_path, checkpoint = member["config"], member["checkpoint"]
-        if not os.path.isfile(config_path):
-            raise NatError(f"adversary config not found: {config_path}")
-        if not os.path.isfile(checkpoint):
-            raise NatError(f"adversary checkpoint not found: {checkpoint}; train {config_path} first "
-                           f"(python tools/train.py {config_path}) or set model.nasty.adversary.checkpoint")
+    for member in spec.members:
+        if not os.path.isfile(member["config"]):
+            raise NatError(f"adversary config not found: {member['config']}")
+    check_adversary_files(spec, train_command)
 
 
-def build_adversary_detector(config_path, checkpoint):
+def build_detector(config_path, checkpoint):
+    """The predicting detector of an mmdet config with the weights of ``checkpoint``."""
     from mmdet.registry import MODELS  # noqa: deferred so importing this module stays cheap
 
-    check_adversary_files(dict(config=config_path, checkpoint=checkpoint))
-    model_cfg = Config.fromfile(config_path).model
     # An adversary only predicts: it never attacks or needs an adversary of its own.
-    model_cfg.pop("mtd", None)
-    model_cfg.pop("nasty", None)
-    detector = MODELS.build(model_cfg)
+    detector = MODELS.build(without_training_keys(load_config(config_path).model))
     return load_weights(detector, checkpoint, what="adversary checkpoint")
 
 
@@ -80,10 +77,15 @@ def check_compatible(target_head, adversary_head, where):
                        "location or anchor sizes differ from the target's)")
 
 
-def build_frozen_adversary(spec, target_head, precision=None):
-    members = []
-    for member in _members(spec):
-        detector = build_adversary_detector(member["config"], member["checkpoint"])
-        check_compatible(target_head, detector.bbox_head, member["checkpoint"])
-        members.append(AnchorLogits(detector))
-    return FrozenAdversary(members, precision)
+def build_member(member, target_head):
+    """One adversary member (``dict(config=..., checkpoint=...)``) as ``AnchorLogits``, checked
+    against the target's head."""
+    detector = build_detector(member["config"], member["checkpoint"])
+    check_compatible(target_head, detector.bbox_head, member["checkpoint"])
+    return AnchorLogits(detector)
+
+
+def build_frozen_adversary(spec, target_head):
+    """The core ``FrozenAdversary`` of a parsed ``model.nasty`` (``NastySpec``) for a target head."""
+    check_files(spec)
+    return build_adversary(spec, partial(build_member, target_head=target_head), train_command)

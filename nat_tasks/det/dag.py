@@ -45,8 +45,6 @@ def surviving_targets(losses, logits, deltas, score_thr, iou_thr=DAG_IOU):
 def attack_dag(losses, pixels, config, area):
     adapter = losses.adapter
     num_classes = adapter.num_classes
-    with torch.no_grad():
-        losses.outputs(pixels)  # assigns the anchors
     generator = torch.Generator().manual_seed(config.seed)
     # A random wrong label per anchor: true + a uniform shift in 1..C-1 (mod C).
     shift = torch.randint(1, max(num_classes, 2), losses.targets.labels.shape, generator=generator)

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.attacks import eval_mode, projected_gradient_ascent
+from ..core.attacks import projected_gradient_ascent
 from ..core.errors import check_eps
 from .pixel_space import PIXEL_BOUNDS
-
-TASKS = ("cls", "loc")
+from .task_losses import TASKS
 
 
 @dataclass
@@ -38,38 +37,6 @@ class MTDConfig:
         self.steps = int(self.steps)
 
 
-class TaskLosses:
-    """``pixels -> (cls, loc)`` per-image losses of a detector against fixed anchor targets.
-
-    The targets are assigned on the first call (they depend only on the ground truth and the
-    feature-map sizes) and reused by every later call.
-    """
-
-    def __init__(self, detector, adapter, pixel_space, data_samples, gt_instances=None):
-        self.detector, self.adapter, self.pixel_space = detector, adapter, pixel_space
-        self.data_samples, self.gt_instances = data_samples, gt_instances
-        self.targets = None
-
-    def outputs(self, pixels):
-        cls_scores, bbox_preds = self.adapter.forward(self.detector, self.pixel_space.to_inputs(pixels))
-        if self.targets is None:
-            self.targets = self.adapter.targets(cls_scores, self.data_samples, self.gt_instances)
-        return self.adapter.flat_logits(cls_scores), self.adapter.flat_deltas(bbox_preds)
-
-    def ground_truth(self):
-        """One ``InstanceData`` per image, in input coordinates."""
-        if self.gt_instances is not None:
-            return self.gt_instances
-        return [sample.gt_instances for sample in self.data_samples]
-
-    def __call__(self, pixels):
-        return self.adapter.per_image_losses(*self.outputs(pixels), self.targets)
-
-    def task(self, name):
-        index = TASKS.index(name)
-        return lambda pixels: self(pixels)[index]
-
-
 def select_per_image(candidates, scores):
     """Per image, the candidate with the largest score.
 
@@ -82,6 +49,8 @@ def select_per_image(candidates, scores):
 
 def craft_mtd(losses, pixels, config, area=None):
     """The MTD batch for clean ``pixels`` (B, C, H, W) in 0..255: (adversarial pixels, choice).
+
+    ``losses``: the ``TaskLosses`` of the batch (or any ``pixels -> (cls, loc)`` with ``task()``).
 
     ``area``: the (B, 1, H, W) mask of the real pixels (None: all), only there may pixels change (``real_area``).
     """

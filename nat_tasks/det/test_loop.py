@@ -2,13 +2,14 @@
 
 mmengine's ``TestLoop`` runs every iteration under ``no_grad``; attacks need input gradients, so
 this loop crafts them under ``enable_grad`` and only then predicts. One ``runner.test()`` call
-makes one pass over the test set per attack and reports, for each, the evaluator's metrics
-(``VOCMetric``: 11-point mAP@0.5), the number of images and the images per second of that pass,
-with keys prefixed by the attack (``none/pascal_voc/mAP``, ``cls/images_per_s``, ``cls/n_images``).
-An attack ``name@eps`` runs with budget eps (the PGD step scaled alike; ``cls@16``), e.g. for the
-eps sweep of the gradient-masking checklist. With ``bootstrap_resamples > 0`` each pass also
-reports the 95 % bootstrap interval of its mAP over the test images (``.../mAP_low``,
-``.../mAP_high``, see ``map_interval``; computed in the main process on all images).
+makes one pass over the test set per entry of ``attacks`` (``'none'``: clean; any name of the
+detection attack registry, ``attacks.ATTACKS``: ``cls``, ``loc``, ``dag``, ``rap``, each optionally
+``@eps``, e.g. ``cls@16`` for the eps sweep of the gradient-masking checklist) and reports, for
+each, the evaluator's metrics (``VOCMetric``: 11-point mAP@0.5), the number of images and the
+images per second of that pass, with keys prefixed by the entry (``none/pascal_voc/mAP``,
+``cls/images_per_s``, ``cls/n_images``). With ``bootstrap_resamples > 0`` each pass also reports
+the 95 % bootstrap interval of its mAP over the test images (``.../mAP_low``, ``.../mAP_high``,
+see ``map_interval``; computed in the main process on all images).
 
     test_cfg = dict(type='AdversarialTestLoop', attacks=['none', 'cls', 'loc', 'dag', 'rap'],
                     attack_cfg=dict(eps=8, alpha=2, steps=10), bootstrap_resamples=200)
@@ -22,25 +23,15 @@ from mmengine.runner import TestLoop
 from mmengine.runner.amp import autocast
 from mmdet.registry import LOOPS
 
-from ..core.errors import NatError
-from .attacks import ATTACKS, AttackConfig, run_attack
-from .head_adapters import head_adapter
+from .attacks import ATTACKS, CLEAN, AttackConfig
 from .map_interval import map_interval
-from .pixel_space import PixelSpace
-
-CLEAN = "none"
 
 
-def parse_attack(spec):
-    """``'cls'`` -> ('cls', None); ``'cls@16'`` -> ('cls', 16.0): the attack and its eps override."""
-    name, _, eps = str(spec).partition("@")
-    if name not in (CLEAN,) + ATTACKS or (eps and name == CLEAN):
-        raise NatError(f"unknown attack {spec!r}; expected one of {(CLEAN,) + ATTACKS}, "
-                       "optionally with @eps (e.g. cls@16)")
-    try:
-        return name, (float(eps) if eps else None)
-    except ValueError:
-        raise NatError(f"attack {spec!r}: the eps after @ must be a number") from None
+def build_attack(spec, config, gt_in_original_scale=True):
+    """The attack of a test-loop entry, or None for ``'none'`` (clean); an unknown name is one line."""
+    if str(spec).strip().lower() == CLEAN:
+        return None
+    return ATTACKS.build(spec, config=config, gt_in_original_scale=gt_in_original_scale)
 
 
 @LOOPS.register_module()
@@ -50,11 +41,7 @@ class AdversarialTestLoop(TestLoop):
         super().__init__(runner, dataloader, evaluator, fp16=fp16)
         self.attacks = list(attacks)
         self.attack_cfg = AttackConfig(**(attack_cfg or {}))
-        self.configs = {}
-        for spec in self.attacks:
-            name, eps = parse_attack(spec)
-            self.configs[spec] = (name, self.attack_cfg if eps is None else self.attack_cfg.at_eps(eps))
-        self.gt_in_original_scale = gt_in_original_scale
+        self.built = {spec: build_attack(spec, self.attack_cfg, gt_in_original_scale) for spec in self.attacks}
         self.bootstrap_resamples = int(bootstrap_resamples)
         self.bootstrap_seed = bootstrap_seed
         self.attack = CLEAN
@@ -103,11 +90,9 @@ class AdversarialTestLoop(TestLoop):
         with torch.no_grad():
             data = detector.data_preprocessor(data_batch, False)
         inputs, data_samples = data["inputs"], data["data_samples"]
-        name, attack_cfg = self.configs[self.attack]
-        if name != CLEAN:
-            inputs = run_attack(name, detector, head_adapter(detector.bbox_head),
-                                PixelSpace(detector.data_preprocessor), inputs, data_samples,
-                                attack_cfg, self.gt_in_original_scale).detach()
+        attack = self.built[self.attack]
+        if attack is not None:
+            inputs = attack(detector, inputs, data_samples).detach()
         with torch.no_grad(), autocast(enabled=self.fp16):
             outputs = detector(inputs, data_samples, mode="predict")
         self.evaluator.process(data_samples=outputs, data_batch=data_batch)

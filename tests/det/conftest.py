@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO_CONFIG = os.path.join(REPO, "configs", "demo", "demo_vanilla.py")
+DEMO_CONFIG = os.path.join(REPO, "configs", "det", "demo_vanilla.py")
 TINY_EPOCHS = 6
 
 
@@ -49,8 +49,10 @@ def one_torch_thread():
 
 
 def run_tool(tool, *args, cwd=None):
-    """Run tools/<tool>.py in a subprocess on CPU (one thread); returns the CompletedProcess."""
-    env = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    """Run tools/<tool>.py in a subprocess on CPU (one thread); returns the CompletedProcess. The
+    tools import the installed package (no sys.path set-up of their own)."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
     return subprocess.run([sys.executable, os.path.join(REPO, "tools", f"{tool}.py"), *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 

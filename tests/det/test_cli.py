@@ -109,7 +109,18 @@ def test_bad_inputs_are_one_line_errors(trained_tiny, voc_root, tmp_path, capsys
     no_adversary.write_text(f"_base_ = {config!r}\nmodel = dict(nasty=dict(weight=0.1, tau=2.0, adversary="
                             f"dict(config={config!r}, checkpoint='{tmp_path}/absent.pth')))\n")
     err = _one_line_error(capsys, "train", str(no_adversary), "--work-dir", str(tmp_path / "w1"))
-    assert "adversary checkpoint not found" in err and f"train {config} first" in err
+    assert "adversary checkpoint not found" in err and f"train it first: `python tools/train.py {config}`" in err
+    # A key of the old vocabulary names its replacement.
+    old_key = tmp_path / "old_key.py"
+    old_key.write_text(f"_base_ = {config!r}\nmodel = dict(nasty=dict(weight=0.1, adversary_precision=None, "
+                       f"adversary=dict(config={config!r}, checkpoint={checkpoint!r})))\n")
+    err = _one_line_error(capsys, "train", str(old_key), "--work-dir", str(tmp_path / "w3"))
+    assert err == "error: model.nasty.adversary_precision was renamed: use model.nasty.adversary.precision"
+    # A detector type of the old names.
+    old_type = tmp_path / "old_type.py"
+    old_type.write_text(f"_base_ = {config!r}\nmodel = dict(type='NatSSD')\n")
+    err = _one_line_error(capsys, "train", str(old_type), "--work-dir", str(tmp_path / "w4"))
+    assert err == "error: model type 'NatSSD' was renamed: use type='NatSingleStageDetector'"
     # Adversary with other classes.
     other_config = tmp_path / "other.py"
     other_config.write_text(f"_base_ = {config!r}\nmodel = dict(bbox_head=dict(num_classes=2))\n")

@@ -1,6 +1,6 @@
 # The demo detector with MTD + NAT against the frozen vanilla demo detector.
-#   python tools/train.py configs/demo/demo_vanilla.py    # the adversary, first
-#   python tools/train.py configs/demo/demo_mtd_nat.py
+#   python tools/train.py configs/det/demo_vanilla.py    # the adversary, first
+#   python tools/train.py configs/det/demo_mtd_nat.py
 _base_ = './demo_mtd.py'
 
 model = dict(

@@ -1,6 +1,6 @@
 # A small SSD-style detector on the generated demo VOC tree, standard training (CPU, minutes).
 #   python tools/make_demo_voc.py            # writes data/demo_voc/VOCdevkit
-#   python tools/train.py configs/demo/demo_vanilla.py
+#   python tools/train.py configs/det/demo_vanilla.py
 _base_ = 'mmdet::_base_/default_runtime.py'
 custom_imports = dict(imports=['nat_tasks.det'], allow_failed_imports=False)
 
@@ -10,7 +10,7 @@ data_root = 'data/demo_voc/VOCdevkit/'
 max_epochs = 12
 
 model = dict(
-    type='NatSSD',
+    type='NatSingleStageDetector',
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
@@ -30,7 +30,7 @@ model = dict(
         init_cfg=None),
     neck=None,
     bbox_head=dict(
-        type='NatSSDHead',
+        type='SSDHeadPredictFix',
         num_classes=len(classes),
         in_channels=(32, 64, 128),
         anchor_generator=dict(
@@ -125,6 +125,8 @@ param_scheduler = [
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=2))
+    # 'atomic_local' (nat_tasks.runtime): a checkpoint is written whole or not at all
+    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=2,
+                    backend_args=dict(backend='atomic_local')))
 log_processor = dict(window_size=5)
 randomness = dict(seed=0)

@@ -1,0 +1,58 @@
+"""A detector's per-image task losses in pixel space, against anchor targets assigned once.
+
+``TaskLosses`` is what MTD and the evaluation attacks ascend: ``pixels -> (cls, loc)``, each (B,),
+normalised like the head so they sum to its batch losses. The anchor targets (the head's own
+assignment of anchors to ground truth) depend only on the ground truth and the feature-map sizes,
+so they are assigned once, when a ``TaskLosses`` is made, and every later forward pass reuses them.
+"""
+import torch
+
+from ..core.attacks import eval_mode
+
+TASKS = ("cls", "loc")
+
+
+def probe_cls_scores(detector, adapter, inputs):
+    """The head's classification maps for one image of ``inputs`` (no gradient, eval mode): their
+    sizes are the feature-map sizes of the whole batch, all that anchor assignment needs."""
+    with torch.no_grad(), eval_mode(detector):
+        cls_scores, _ = adapter.forward(detector, inputs[:1])
+    return cls_scores
+
+
+class TaskLosses:
+    """``pixels -> (cls, loc)`` per-image losses of ``detector`` on ``data_samples``.
+
+    Targets are assigned at construction: from ``cls_scores`` when a forward pass of this batch
+    already gave them, else from a one-image probe of ``pixels``. ``gt_instances``: ground truth
+    in input coordinates when it differs from the samples' (see ``attacks.rescaled_gt``).
+    """
+
+    def __init__(self, detector, adapter, pixel_space, data_samples, *, pixels=None, cls_scores=None,
+                 gt_instances=None):
+        if (pixels is None) == (cls_scores is None):
+            raise ValueError("TaskLosses needs exactly one of pixels= or cls_scores=")
+        self.detector, self.adapter, self.pixel_space = detector, adapter, pixel_space
+        self.data_samples, self.gt_instances = data_samples, gt_instances
+        if cls_scores is None:
+            cls_scores = probe_cls_scores(detector, adapter, pixel_space.to_inputs(pixels))
+        self.targets = adapter.targets(cls_scores, data_samples, gt_instances)
+
+    def outputs(self, pixels):
+        """(B, A, C) logits and (B, A, 4) box deltas of the detector on ``pixels``."""
+        cls_scores, bbox_preds = self.adapter.forward(self.detector, self.pixel_space.to_inputs(pixels))
+        return self.adapter.flat_logits(cls_scores), self.adapter.flat_deltas(bbox_preds)
+
+    def ground_truth(self):
+        """One ``InstanceData`` per image, in input coordinates."""
+        if self.gt_instances is not None:
+            return self.gt_instances
+        return [sample.gt_instances for sample in self.data_samples]
+
+    def __call__(self, pixels):
+        return self.adapter.per_image_losses(*self.outputs(pixels), self.targets)
+
+    def task(self, name):
+        """``pixels -> (B,)`` the loss of one task, ``'cls'`` or ``'loc'``."""
+        index = TASKS.index(name)
+        return lambda pixels: self(pixels)[index]
