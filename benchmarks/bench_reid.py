@@ -14,18 +14,16 @@
 import argparse
 import copy
 import multiprocessing as mp
-import os
 import resource
 import statistics
-import sys
 import time
 import types
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from nat_tasks.runtime import default_device, setup_tool, tool_main
 
 # Benchmark names -> FrozenAdversary(precision=...): float32 is the default (the caller's precision).
 PRECISION = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
@@ -52,7 +50,8 @@ def market_like_features(num_q=3368, num_g=15913, dim=2048, ids=750, seed=0):
 
 
 def _rank_child(queue, sizes):
-    from nat_tasks.reid.evaluate import rank
+    setup_tool()  # a spawned process: tool_main's set-up ran in the parent only
+    from nat_tasks.reid.ranking import rank
 
     data = market_like_features(*sizes)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -80,7 +79,7 @@ def bench_rank(sizes):
     ref_seconds = time.perf_counter() - start
     print(f"rank: {len(qf)} x {len(gf)} x {qf.shape[1]}-d")
     print(f"  torchreid compute_distance_matrix + evaluate_rank: {ref_seconds:.1f} s")
-    print(f"  nat_tasks.reid.evaluate.rank (faiss):               {seconds:.1f} s "
+    print(f"  nat_tasks.reid.ranking.rank (faiss):                {seconds:.1f} s "
           f"-> {ref_seconds / seconds:.1f}x faster")
     print(f"  mAP {mAP:.6f} vs {ref_mAP:.6f} (identical: {mAP == ref_mAP}, |diff| "
           f"{abs(mAP - ref_mAP):.2e}); CMC identical: {np.array_equal(cmc, ref_cmc)} "
@@ -92,14 +91,14 @@ def bench_rank(sizes):
 def bench_step(opts):
     from nat_tasks.core.adversary import FrozenAdversary
     from nat_tasks.core.nasty import NastyLoss
-    from nat_tasks.reid.attacks import MetricAttack
+    from nat_tasks.reid.attacks import build_attack
     from nat_tasks.reid.engine import AdversarialTripletEngine
     from nat_tasks.reid.model import IdLogits, build_reid_model
 
     batches = types.SimpleNamespace(num_train_pids=opts.ids, train_loader=None, test_loader=None)
     pids = torch.arange(opts.ids).repeat_interleave(opts.batch_size // opts.ids)
     data = {"img": torch.rand(len(pids), 3, opts.height, opts.width), "pid": pids}
-    attack = MetricAttack("ifgsm", 8 / 255, 2 / 255, opts.steps)
+    attack = build_attack("ifgsm", eps=8 / 255, alpha=2 / 255, steps=opts.steps)
     adversary_net = IdLogits(build_reid_model(opts.model, opts.ids))  # one set of frozen weights
     variants = {"AMD": None, **{f"AMD&NAT ({p})": p for p in opts.adversary_precisions}}
     engines = {}
@@ -113,7 +112,7 @@ def bench_step(opts):
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
         engines[name] = AdversarialTripletEngine(batches, model, optimizer, device=opts.device,
                                                  train_attack=attack, adversary=adversary,
-                                                 nasty=NastyLoss(0.006, 4.0) if nat else None)
+                                                 nasty=NastyLoss() if nat else None)
     times = {name: [] for name in engines}
     for repeat in range(opts.repeats + 1):  # interleaved, so a change of machine load hits all
         for name, engine in engines.items():
@@ -138,6 +137,7 @@ def bench_step(opts):
               f"{statistics.median(ratios):.3f} (rounds: {' '.join(f'{r:.3f}' for r in ratios)})")
 
 
+@tool_main
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("rank", "step", "all"), default="all")
@@ -153,9 +153,8 @@ def main():
     p.add_argument("--repeats", type=int, default=8)
     p.add_argument("--adversary-precisions", nargs="+", choices=PRECISION,
                    default=["float32", "bfloat16"], help="one AMD&NAT engine per adversary precision")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=default_device())
     opts = p.parse_args()
-    warnings.filterwarnings("ignore", message="Cython evaluation")
     if opts.part in ("rank", "all"):
         bench_rank((opts.queries, opts.gallery, opts.dim))
     if opts.part in ("step", "all"):

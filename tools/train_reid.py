@@ -1,20 +1,21 @@
-"""Re-ID with NAT on torchreid: train (vanilla / AMD / AMD&NAT), evaluate under metric attacks.
+"""Re-ID with NAT on torchreid: train (vanilla / AMD / AMD&NAT) from a config, or run the demo.
 
-    python tools/train_reid.py                                   # embedded demo, CPU, minutes
-    python tools/train_reid.py --dataset market1501 --nat        # AMD&NAT, ResNet-50
-    python tools/train_reid.py --eval-only --weights CKPT [...] --attack all
+    python tools/train_reid.py                                        # embedded demo, CPU, minutes
+    python tools/train_reid.py configs/reid/market1501_resnet50_amd_nat.py [--cfg-options k=v ...]
+    python tools/train_reid.py --dataset market1501 --nat             # the same, by shortcuts
+    python tools/train_reid.py --eval-only --weights CKPT [...] --attack all   # = tools/test_reid.py
 
 See ``python tools/train_reid.py --help`` and nat_tasks/reid/cli.py.
 """
-import os
-import sys
-import warnings
+from nat_tasks.runtime import tool_main
 
-# Ranking goes through faiss (nat_tasks.reid.evaluate), never torchreid's slow fallback.
-warnings.filterwarnings("ignore", message="Cython evaluation .* is unavailable")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nat_tasks.reid.cli import main  # noqa: E402
+@tool_main
+def main(argv=None):
+    from nat_tasks.reid.cli import train_main  # after tool_main's set-up, which quiets torchreid
+
+    return train_main(argv)
+
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,28 @@
-"""Person re-identification: NAT and AMD as a torchreid plug-in.
+"""Person re-identification: NAT and AMD as a torchreid plug-in, driven by configs/reid/.
 
-- ``evaluate.rank``: Market-1501 CMC/mAP with faiss retrieval (equal to torchreid's numbers).
-- ``attacks``: metric attacks FNA, SMA, IFGSM/AMA on the shared attack engine.
+- ``config``: the config sections (torchreid's shape in mmengine files) and ``reid_config``.
+- ``data`` / ``synthetic``: torchreid's data manager on [0, 1] images, layout checks, the generated
+  Market tree (``synthetic_market1501``).
+- ``model``: torchreid models that normalise inside; our and torchreid's checkpoints.
+- ``attacks``: the metric attacks FNA, SMA, IFGSM/AMA, a registry of classes on the core engine.
+- ``adversary``: NAT's frozen adversary from ``model.nasty`` (core vocabulary), its vanilla
+  counterpart.
 - ``engine.AdversarialTripletEngine``: torchreid's triplet engine with AMD and the nasty term.
-- ``robustness``: clean / attacked evaluation in the paper's Table 12 layout.
-- ``data`` / ``synthetic``: torchreid data in [0, 1], layout checks, the generated Market tree.
-- ``runner``: what ``tools/train_reid.py`` runs.
+- ``train``: a training run from a config; ``evaluation``: the run of ``tools/test_reid.py``;
+  ``demo``: the embedded flow; ``cli``: both tools' command lines.
+- ``ranking``: Market-1501 CMC / mAP with faiss; ``robustness``: clean / attacked scores with
+  intervals, paired differences, the Table 12 report; ``checklist``: gradient-masking checks.
 """
 from nat_tasks import runtime  # noqa: F401  (checkpoints load weights-only, with the allow-list)
+
+from .attacks import REGISTRY, MetricAttack, attack_kinds, build_attack
+from .config import METHODS, config_file, method_of, reid_config
+from .demo import demo
+from .engine import AdversarialTripletEngine
+from .evaluation import evaluate
+from .ranking import chance_scores, query_ranking, rank
+from .train import train
+
+__all__ = ["REGISTRY", "MetricAttack", "attack_kinds", "build_attack", "METHODS", "config_file",
+           "method_of", "reid_config", "demo", "AdversarialTripletEngine", "evaluate",
+           "chance_scores", "query_ranking", "rank", "train"]

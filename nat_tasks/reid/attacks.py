@@ -21,18 +21,20 @@ An image whose identity has no other guide has ``p = f(x)`` exactly: at ``x' = x
 gradient is zero and ``sign(0) = 0``, so IFGSM leaves it unperturbed (the reference does the same);
 FNA moves it by its pull, and the push away from ``f(x)`` acts from the second step on. Guides are
 the query set at evaluation and the identity-sampled batch in AMD training.
+
+Each attack is a class in ``REGISTRY`` (core ``AttackRegistry``): the tools take their choices,
+help and table columns from it, so a new attack is one class here.
 """
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple, Optional
 
 import torch
 
+from nat_tasks.core.attack_registry import Attack, AttackRegistry
 from nat_tasks.core.attacks import projected_gradient_ascent
 from nat_tasks.core.errors import NatError
 
-ATTACKS = ("fna", "sma", "ifgsm")
-RANDOM_START = {"fna": False, "sma": True, "ifgsm": False}
+REGISTRY = AttackRegistry("re-ID")
 
 
 class MetricTarget(NamedTuple):
@@ -42,33 +44,94 @@ class MetricTarget(NamedTuple):
     pull: Optional[torch.Tensor] = None
 
 
-@dataclass(frozen=True)
-class MetricAttack:
-    """An attack and its Linf budget in [0, 1] pixel units, e.g. ``fna`` at 8/255 with 16 steps."""
-    kind: str
-    eps: float
-    alpha: float
-    steps: int
+class MetricAttack(Attack):
+    """Linf PGD in [0, 1] pixels on a metric objective, e.g. FNA at 8/255 with 16 steps of 1/255.
 
-    def __post_init__(self):
-        _check_kind(self.kind)
-        if not (0 <= self.eps <= 1 and 0 < self.alpha <= 1 and self.steps >= 1):
-            raise NatError(f"bad {self.kind} budget: eps={self.eps}, step={self.alpha}, "
-                           f"steps={self.steps} (pixel units in [0, 1], at least one step)")
+    ``attack(embed, x, target)``: ``embed`` maps images to features, ``target`` is the
+    ``MetricTarget`` of ``x`` (``attack.target(...)``). Attacks with the same kind and budget are
+    equal, so they key result tables.
+    """
+    kind = None  # the results' key
+    random_start = False
+
+    def __init__(self, *, eps, alpha, steps):
+        if not (0 <= eps <= 1 and 0 < alpha <= 1 and steps >= 1):
+            raise NatError(f"bad {self.kind} budget: eps={eps}, step={alpha}, steps={steps} "
+                           "(pixel units in [0, 1], at least one step)")
+        self.eps, self.alpha, self.steps = float(eps), float(alpha), int(steps)
+
+    def target(self, features, pids, guide_features, guide_pids, self_index=None):
+        """The ``MetricTarget`` of images with clean ``features`` / ``pids`` among the guides."""
+        raise NotImplementedError
+
+    def __call__(self, embed, x, target):
+        return projected_gradient_ascent(metric_objective(embed, target), x, eps=self.eps,
+                                         alpha=self.alpha, steps=self.steps, norm="Linf",
+                                         random_start=self.random_start, bounds=(0.0, 1.0))
 
     @property
     def budget(self):
         """The paper's label, ``8/255-16``: eps in 1/255 units and the number of steps."""
         return f"{Fraction(self.eps * 255).limit_denominator(100)}/255-{self.steps}"
 
-    def __call__(self, embed, x, target):
-        return metric_attack(embed, x, self.kind, target, eps=self.eps, alpha=self.alpha,
-                             steps=self.steps)
+    def describe(self):
+        return f"{self.column} {self.budget}"
+
+    def settings(self):
+        """What checkpoints and reports record."""
+        return {"kind": self.kind, "eps": self.eps, "alpha": self.alpha, "steps": self.steps}
+
+    def _key(self):
+        return self.kind, self.eps, self.alpha, self.steps
+
+    def __eq__(self, other):
+        return isinstance(other, MetricAttack) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"{type(self).__name__}(eps={self.eps}, alpha={self.alpha}, steps={self.steps})"
 
 
-def _check_kind(kind):
-    if kind not in ATTACKS:
-        raise NatError(f"unknown metric attack {kind!r}; expected one of {ATTACKS}")
+def build_attack(kind, *, eps, alpha, steps):
+    """The registered attack ``kind`` (``fna``, ``sma``, ``ifgsm``...) with this budget."""
+    return REGISTRY.build(kind, eps=eps, alpha=alpha, steps=steps)
+
+
+def attack_kinds():
+    """Every registered kind, in registration order (``--attack all``)."""
+    return [cls.kind for cls in REGISTRY.kinds()]
+
+
+@REGISTRY.register("fna")
+class FNA(MetricAttack):
+    """Furthest-negative attack: the padded push sum minus one pull toward ``c``."""
+    kind, column = "fna", "FNA"
+
+    def target(self, features, pids, guide_features, guide_pids, self_index=None):
+        push, weight = push_centres(features, pids, guide_features, guide_pids, self_index)
+        return MetricTarget(push, weight, furthest_identity_centres(features, pids, guide_features,
+                                                                    guide_pids))
+
+
+@REGISTRY.register("sma")
+class SMA(MetricAttack):
+    """Self metric attack: away from the image's own clean feature; its gradient is zero at
+    ``x' = x``, hence the random start."""
+    kind, column, random_start = "sma", "SMA", True
+
+    def target(self, features, pids, guide_features, guide_pids, self_index=None):
+        return MetricTarget(features, features.new_ones(()))
+
+
+@REGISTRY.register("ifgsm|ama", "ifgsm (or ama)")
+class IFGSM(MetricAttack):
+    """IFGSM / AMA: the padded push sum."""
+    kind, column = "ifgsm", "IFGSM"
+
+    def target(self, features, pids, guide_features, guide_pids, self_index=None):
+        return MetricTarget(*push_centres(features, pids, guide_features, guide_pids, self_index))
 
 
 def identity_centres(features, pids):
@@ -106,18 +169,6 @@ def furthest_identity_centres(features, pids, guide_features, guide_pids):
     return centres[distance.argmax(1)]
 
 
-def attack_target(kind, features, pids, guide_features, guide_pids, self_index=None):
-    """The ``MetricTarget`` of attack ``kind`` for images with clean ``features``/``pids``."""
-    _check_kind(kind)
-    if kind == "sma":
-        return MetricTarget(features, features.new_ones(()))
-    push, weight = push_centres(features, pids, guide_features, guide_pids, self_index)
-    if kind == "ifgsm":
-        return MetricTarget(push, weight)
-    return MetricTarget(push, weight, furthest_identity_centres(features, pids, guide_features,
-                                                                guide_pids))
-
-
 def metric_objective(embed, target):
     """Per-sample objective of ``target`` as a function of ``x'``."""
 
@@ -129,11 +180,3 @@ def metric_objective(embed, target):
         return loss
 
     return objective
-
-
-def metric_attack(embed, x, kind, target, *, eps, alpha, steps):
-    """Adversarial images for ``x`` (in [0, 1]) under metric attack ``kind``; ``embed`` -> features."""
-    _check_kind(kind)
-    return projected_gradient_ascent(metric_objective(embed, target), x, eps=eps, alpha=alpha,
-                                     steps=steps, norm="Linf", random_start=RANDOM_START[kind],
-                                     bounds=(0.0, 1.0))

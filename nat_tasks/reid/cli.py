@@ -1,18 +1,46 @@
-"""Command line of ``tools/train_reid.py``: train (vanilla / AMD / AMD&NAT), evaluate, demo."""
+"""Command lines of ``tools/train_reid.py`` and ``tools/test_reid.py``.
+
+A run is a config (``configs/reid/``, see ``config``) plus ``--cfg-options``; the options below
+are shortcuts that set config keys (``SHORTCUTS``), so they default to the config's values.
+Without CONFIG, ``train_reid.py`` takes ``configs/reid/market1501_resnet50_<method>.py``
+(``--no-amd``: vanilla, default: AMD, ``--nat``: AMD&NAT); without any argument it runs the demo.
+"""
 import argparse
+import os.path as osp
+import sys
 from fractions import Fraction
 
+from mmengine.config import DictAction
+
 from nat_tasks.core.adversary import PRECISIONS
-from nat_tasks.core.errors import NatError, cli_entry
-from nat_tasks.core.pixel import default_device
+from nat_tasks.core.errors import NatError
 
-from .attacks import ATTACKS
-from .data import INPUT_SIZE, SYNTHETIC
+from .attacks import REGISTRY, attack_kinds
+from .config import config_file, method_of, reid_config
+from .data import SYNTHETIC
+from .demo import demo
+from .evaluation import evaluate, trained_size
+from .train import train
 
-DEMO = dict(dataset=SYNTHETIC, model="resnet18", height=64, width=32, epochs=12, batch_size=32,
-            num_instances=4, lr=1e-3, stepsize=8, train_eps=8 / 255, train_step=2 / 255,
-            train_steps=5, attack_eps=[8 / 255], attack_steps=16, attack=["all"],
-            print_freq=4)
+# option -> the config keys it sets; a later entry wins (--adversary-model over --model).
+SHORTCUTS = {
+    "dataset": ("data.sources",), "root": ("data.root",), "height": ("data.height",),
+    "width": ("data.width",), "workers": ("data.workers",),
+    "model": ("model.name", "model.nasty.adversary.model"), "pretrained": ("model.pretrained",),
+    "adversary": ("model.nasty.adversary.checkpoint",),
+    "adversary_model": ("model.nasty.adversary.model",),
+    "adversary_precision": ("model.nasty.adversary.precision",),
+    "nasty_weight": ("model.nasty.weight",), "nasty_tau": ("model.nasty.tau",),
+    "train_attack": ("model.train_attack.type",), "train_eps": ("model.train_attack.eps",),
+    "train_step": ("model.train_attack.alpha",), "train_steps": ("model.train_attack.steps",),
+    "epochs": ("train.max_epoch",), "batch_size": ("train.batch_size",),
+    "num_instances": ("sampler.num_instances",), "lr": ("optimizer.lr",),
+    "stepsize": ("lr_scheduler.stepsize",), "margin": ("loss.triplet.margin",),
+    "print_freq": ("train.print_freq",), "eval_freq": ("test.eval_freq",), "seed": ("seed",),
+    "device": ("device",), "resume": ("resume",),
+    "attack": ("test.attacks",), "attack_eps": ("test.eps",), "attack_step": ("test.alpha",),
+    "attack_steps": ("test.steps",), "checklist": ("test.checklist",),
+}
 
 
 def pixels(text):
@@ -26,91 +54,165 @@ def pixels(text):
     return value
 
 
-def build_parser():
+def _option(group, flag, help=None, **kwargs):
+    """A shortcut option: no default of its own (the config has it); its help names its keys."""
+    dest = flag[2:].replace("-", "_")
+    if kwargs.get("action") == "store_true":
+        kwargs["default"] = None
+    keys = ", ".join(SHORTCUTS[dest])
+    group.add_argument(flag, help=f"{help + '; ' if help else ''}sets {keys}", **kwargs)
+
+
+def _add_data_options(p):
+    g = p.add_argument_group("data and model")
+    _option(g, "--dataset", f"any torchreid image data set name, or {SYNTHETIC} (generated)")
+    _option(g, "--root", "torchreid data root (ROOT/market1501/...)")
+    _option(g, "--model", "any torchreid model name")
+    _option(g, "--height", "input height (evaluation: the first checkpoint's)", type=int)
+    _option(g, "--width", "input width (evaluation: the first checkpoint's)", type=int)
+    _option(g, "--batch-size", type=int)
+    _option(g, "--num-instances", "images per identity in a batch", type=int)
+    _option(g, "--workers", "data loader workers", type=int)
+    _option(g, "--seed", type=int)
+    _option(g, "--device", "cpu, cuda or cuda:N (default: cuda when available)")
+
+
+def _add_evaluation_options(p):
+    g = p.add_argument_group("evaluation")
+    _option(g, "--attack", f"metric attacks: all, none or any of {REGISTRY.syntax()}", nargs="+")
+    _option(g, "--attack-eps", "one column per attack and eps", nargs="+", type=pixels)
+    _option(g, "--attack-steps", type=int)
+    _option(g, "--attack-step", type=pixels)
+    _option(g, "--checklist", "gradient-masking checks per attack kind: mAP must not rise from "
+            "clean over 0.5x, 1x, 2x, 4x the first --attack-eps, and an unbounded attack (eps 1) "
+            "must bring it to chance; a pass/fail table in the report", action="store_true")
+    g.add_argument("--out", help="report path without extension (default: <work-dir>/robustness, "
+                   "else next to the first checkpoint)")
+
+
+def _add_config_options(p, config_help, work_dir_help, optional=False):
+    p.add_argument("config", nargs="?" if optional else None, help=config_help)
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                   help="override config keys: key=value (after the shortcuts)")
+    p.add_argument("--work-dir", help=work_dir_help)
+
+
+def train_parser():
     p = argparse.ArgumentParser(
         prog="tools/train_reid.py",
-        description="NAT / AMD re-ID training and metric-attack evaluation on torchreid. "
-                    "Without arguments: the embedded demo (vanilla, AMD, AMD&NAT on a generated "
-                    "Market-1501 tree, then Table 12).")
-    g = p.add_argument_group("data and model")
-    g.add_argument("--dataset", default="market1501",
-                   help=f"any torchreid image data set name, or {SYNTHETIC} (generated)")
-    g.add_argument("--root", default="data/", help="torchreid data root (ROOT/market1501/...)")
-    g.add_argument("--model", default="resnet50", help="any torchreid model name")
-    g.add_argument("--pretrained", metavar="PATH", help="local ImageNet weights (never downloaded)")
-    g.add_argument("--height", type=int, help="input height (default 256; evaluation: the "
-                   "first checkpoint's)")
-    g.add_argument("--width", type=int, help="input width (default 128; evaluation: the "
-                   "first checkpoint's)")
-    g = p.add_argument_group("method")
+        description="NAT / AMD re-ID training on torchreid from a config. Without arguments: the "
+                    "embedded demo (vanilla, AMD, AMD&NAT on a generated Market-1501 tree, then "
+                    "Table 12).")
+    _add_config_options(p, "config file (omit it: configs/reid/market1501_resnet50_<method>.py)",
+                        "default: the config's work_dir, else work_dirs/<config name>; without "
+                        "CONFIG work_dirs/reid/<dataset>_<model>_<method>", optional=True)
+    _add_data_options(p)
+    g = p.add_argument_group("method (without CONFIG: which config)")
     g.add_argument("--nat", action="store_true", help="AMD&NAT: add the nasty term on ID logits")
     g.add_argument("--no-amd", action="store_true", help="vanilla CE + triplet training")
-    g.add_argument("--adversary", metavar="PATH", help="frozen vanilla re-ID checkpoint for NAT "
-                   "(default: train or reuse one in <work-dir>/adversary_vanilla)")
-    g.add_argument("--adversary-model", help="architecture of a torchreid --adversary checkpoint "
-                   "(ours record it; default --model)")
-    g.add_argument("--adversary-precision", choices=tuple(PRECISIONS),
-                   help="run the frozen adversary under autocast in this dtype (about half its "
-                        "cost on GPUs/CPUs with fast bf16/fp16; default: float32)")
-    g.add_argument("--nasty-weight", type=float, default=0.006)
-    g.add_argument("--nasty-tau", type=float, default=4.0)
-    g.add_argument("--train-attack", choices=ATTACKS, default="ifgsm", help="AMD's inner attack")
-    g.add_argument("--train-eps", type=pixels, default=8 / 255)
-    g.add_argument("--train-step", type=pixels, default=2 / 255)
-    g.add_argument("--train-steps", type=int, default=10)
+    _option(g, "--pretrained", "local ImageNet weights (never downloaded)", metavar="PATH")
+    _option(g, "--adversary", "frozen vanilla re-ID checkpoint for NAT (default: train or reuse "
+            "one in <work-dir>/adversary_vanilla)", metavar="PATH")
+    _option(g, "--adversary-model", "architecture of a torchreid --adversary checkpoint (ours "
+            "record it)")
+    _option(g, "--adversary-precision", "run the frozen adversary under autocast in this dtype "
+            "(about half its cost on GPUs/CPUs with fast bf16/fp16)", choices=tuple(PRECISIONS))
+    _option(g, "--nasty-weight", "default: NAT's (core.nasty)", type=float)
+    _option(g, "--nasty-tau", "default: NAT's (core.nasty)", type=float)
+    _option(g, "--train-attack", f"AMD's inner attack: {REGISTRY.syntax()}")
+    _option(g, "--train-eps", type=pixels)
+    _option(g, "--train-step", type=pixels)
+    _option(g, "--train-steps", type=int)
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=60)
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--num-instances", type=int, default=4, help="images per identity in a batch")
-    g.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
-    g.add_argument("--stepsize", type=int, default=20, help="lr x0.1 every N epochs")
-    g.add_argument("--margin", type=float, default=0.3, help="triplet margin")
-    g.add_argument("--seed", type=int, default=0)
+    _option(g, "--epochs", type=int)
+    _option(g, "--lr", "Adam learning rate", type=float)
+    _option(g, "--stepsize", "lr x0.1 every N epochs", type=int)
+    _option(g, "--margin", "triplet margin", type=float)
     g = p.add_argument_group("run")
-    g.add_argument("--work-dir", help="default work_dirs/reid/<dataset>_<model>_<method>")
-    g.add_argument("--resume", action="store_true", help="continue <work-dir>/latest.pth")
-    g.add_argument("--device", default=default_device())
-    g.add_argument("--workers", type=int, default=0, help="data loader workers")
-    g.add_argument("--print-freq", type=int, default=10)
-    g.add_argument("--eval-freq", type=int, default=-1, help="clean test every N epochs")
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-only", action="store_true")
-    g.add_argument("--weights", nargs="+", metavar="CKPT", help="one row of the table each")
-    g.add_argument("--attack", nargs="+", default=["all"], choices=("none", "all") + ATTACKS)
-    g.add_argument("--attack-eps", nargs="+", type=pixels, default=[8 / 255, 10 / 255])
-    g.add_argument("--attack-steps", type=int, default=16)
-    g.add_argument("--attack-step", type=pixels, default=1 / 255)
-    g.add_argument("--checklist", action="store_true",
-                   help="gradient-masking checks per attack kind: mAP must not rise from clean "
-                        "over 0.5x, 1x, 2x, 4x the first --attack-eps, and an unbounded attack "
-                        "(eps 1) must bring it to chance; a pass/fail table in the report")
-    g.add_argument("--out", help="report path without extension (default <work-dir>/robustness)")
+    _option(g, "--resume", "continue <work-dir>/latest.pth", action="store_true")
+    _option(g, "--print-freq", type=int)
+    _option(g, "--eval-freq", "clean test every N epochs", type=int)
+    _add_evaluation_options(p)
+    p.add_argument("--eval-only", action="store_true", help="tools/test_reid.py CONFIG --weights")
+    p.add_argument("--weights", nargs="+", metavar="CKPT", help="--eval-only: one table row each")
     p.add_argument("--demo", action="store_true",
-                   help=f"the embedded flow with small defaults: {DEMO}")
+                   help="the embedded flow (configs/reid/synthetic_market1501_resnet18_*.py); "
+                        "the options above apply to its three configs")
     return p
 
 
-@cli_entry
-def main(argv=None):
-    from . import runner
-
-    parser = build_parser()
-    argv = list(argv) if argv is not None else None
-    opts = parser.parse_args(argv)
-    if opts.demo or argv == [] or (argv is None and _no_cli_arguments()):
-        parser.set_defaults(**DEMO)
-        opts = parser.parse_args(argv)
-        return runner.demo(opts)
-    for name in ("epochs", "batch_size", "num_instances", "train_steps", "attack_steps"):
-        if getattr(opts, name) < 1:
-            raise NatError(f"--{name.replace('_', '-')} must be at least 1")
-    if opts.eval_only:
-        return runner.evaluate(opts)
-    opts.height, opts.width = opts.height or INPUT_SIZE[0], opts.width or INPUT_SIZE[1]
-    return runner.train(opts)
+def test_parser():
+    p = argparse.ArgumentParser(
+        prog="tools/test_reid.py",
+        description="Re-ID checkpoints clean and under metric attacks (Table 12 of the paper), "
+                    "with 95 % intervals and paired differences: JSON + Markdown.")
+    _add_config_options(p, "config file (its data and test sections)",
+                        "where the report goes unless --out (default: next to the first CKPT)")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one table row each")
+    _add_data_options(p)
+    _add_evaluation_options(p)
+    return p
 
 
-def _no_cli_arguments():
-    import sys
+def shortcut_options(args):
+    """``{config key: value}`` of the shortcut options given on the command line."""
+    options = {}
+    for dest, keys in SHORTCUTS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if dest == "attack":
+            value = attack_kinds() if "all" in value else [
+                REGISTRY.match(name)[0].kind for name in value if name != "none"]
+        elif dest == "train_attack":
+            value = REGISTRY.match(value)[0].kind
+        options.update(dict.fromkeys(keys, value))
+    return options
 
-    return len(sys.argv) == 1
+
+def train_config(args):
+    """The training config of ``train_reid.py``'s arguments."""
+    if args.config:
+        if args.nat or args.no_amd:
+            raise NatError("--nat / --no-amd choose a config when none is given; CONFIG sets the "
+                           "method (model.train_attack, model.nasty)")
+        return reid_config(args.config, shortcut_options(args), args.cfg_options, args.work_dir)
+    if args.nat and args.no_amd:
+        raise NatError("--nat adds the nasty term to AMD; it cannot be combined with --no-amd")
+    method = "vanilla" if args.no_amd else ("amd_nat" if args.nat else "amd")
+    cfg = reid_config(config_file(f"market1501_resnet50_{method}"), shortcut_options(args),
+                      args.cfg_options, args.work_dir)
+    if not args.work_dir:
+        cfg.work_dir = osp.join("work_dirs", "reid",
+                                f"{cfg.data.sources}_{cfg.model.name}_{method_of(cfg)}")
+    return cfg
+
+
+def run_evaluation(path, weights, args):
+    """What ``test_reid.py`` and ``train_reid.py --eval-only`` run."""
+    if not weights:
+        raise NatError("--eval-only needs --weights CKPT [CKPT ...]")
+    shortcuts = {**trained_size(weights[0]), **shortcut_options(args)}
+    cfg = reid_config(path, shortcuts, args.cfg_options, args.work_dir)
+    out = args.out or osp.join(args.work_dir or osp.dirname(osp.abspath(weights[0])), "robustness")
+    return evaluate(cfg, weights, out)
+
+
+def train_main(argv=None):
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    args = train_parser().parse_args(argv)
+    if args.demo or not argv:
+        if args.config:
+            raise NatError("--demo runs its own configs (configs/reid/synthetic_market1501_*); "
+                           "drop CONFIG")
+        return demo(shortcut_options(args), args.cfg_options, args.work_dir)
+    if args.eval_only:
+        default = config_file("market1501_resnet50_amd")  # only its data and test sections count
+        return run_evaluation(args.config or default, args.weights, args)
+    return train(train_config(args))
+
+
+def test_main(argv=None):
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    args = test_parser().parse_args(argv)
+    return run_evaluation(args.config, args.checkpoints, args)

@@ -19,7 +19,6 @@ SYNTHETIC = "synthetic_market1501"
 SYNTHETIC_DIR = SYNTHETIC + "_v2"
 # Enough test identities and queries (1-4 per identity, ~250) for intervals that can tell models apart.
 DEMO_TREE = dict(test_ids=100, max_queries=4)
-INPUT_SIZE = (256, 128)  # torchreid's Market-1501 default (height, width)
 MARKET_TREE = ("ROOT/market1501/Market-1501-v15.09.15/{bounding_box_train,query,bounding_box_test}/"
                "*.jpg named like 0002_c1s1_000451_03.jpg")
 
@@ -95,22 +94,25 @@ def check_dataset(root, name):
                        "(nothing is downloaded)")
 
 
-def build_datamanager(root, name, *, height, width, batch_size, num_instances, workers=0,
-                      use_gpu=False, test_batch_size=None):
-    """torchreid's ``ImageDataManager`` with identity sampling and [0, 1] images."""
+def build_datamanager(cfg, use_gpu=False):
+    """torchreid's ``ImageDataManager`` of a config's ``data``, ``sampler``, ``train`` and ``test``
+    sections (torchreid's ``imagedata_kwargs``), with identity sampling and [0, 1] images."""
     from torchreid.reid.data import ImageDataManager
 
-    check_dataset(root, name)
-    if batch_size % num_instances:
+    data, batch_size, num_instances = cfg.data, cfg.train.batch_size, cfg.sampler.num_instances
+    check_dataset(data.root, data.sources)
+    if not (batch_size >= 1 and num_instances >= 1) or batch_size % num_instances:
         raise NatError(f"batch size {batch_size} must be a multiple of --num-instances {num_instances}")
     try:
         return ImageDataManager(
-            root=root, sources=name, height=height, width=width, transforms=["random_flip"],
-            norm_mean=[0.0, 0.0, 0.0], norm_std=[1.0, 1.0, 1.0], use_gpu=use_gpu,
-            batch_size_train=batch_size, batch_size_test=test_batch_size or batch_size,
-            workers=workers, num_instances=num_instances, train_sampler="RandomIdentitySampler")
+            root=data.root, sources=data.sources, height=data.height, width=data.width,
+            transforms=list(data.transforms), norm_mean=[0.0, 0.0, 0.0], norm_std=[1.0, 1.0, 1.0],
+            use_gpu=use_gpu, batch_size_train=batch_size,
+            batch_size_test=cfg.test.batch_size or batch_size, workers=data.workers,
+            num_instances=num_instances, train_sampler=cfg.sampler.train_sampler)
     except (RuntimeError, AssertionError, AttributeError, ValueError) as err:
         # torchreid reports a wrong tree with asserts/RuntimeErrors deep inside its parsers.
+        name, root = data.sources, data.root
         raise NatError(f"{name} under {root} does not have torchreid's expected layout "
                        f"({type(err).__name__}: {err or 'bad file names or too few identities'})"
                        + (f"; expected {MARKET_TREE}" if "market" in name else "")) from None

@@ -26,9 +26,7 @@ from torchreid.reid.engine import ImageTripletEngine
 from nat_tasks.core.checkpoint import atomic_save
 from nat_tasks.core.errors import check_finite
 
-from .attacks import attack_target
-from .evaluate import rank
-from .robustness import extract_features
+from .ranking import clean_ranking
 
 LATEST = "latest.pth"
 
@@ -36,7 +34,7 @@ LATEST = "latest.pth"
 class AdversarialTripletEngine(ImageTripletEngine):
     """``ImageTripletEngine`` whose ``forward_backward`` adds AMD and NAT.
 
-    - ``train_attack``: a ``MetricAttack`` (AMD) or ``None`` (vanilla).
+    - ``train_attack``: a ``MetricAttack`` of ``attacks.REGISTRY`` (AMD) or ``None`` (vanilla).
     - ``nasty`` / ``adversary``: core ``NastyLoss`` and a ``FrozenAdversary`` answering ID logits
       (NAT), or both ``None``.
     - ``device``: where the batch, model and adversary live (torchreid itself only knows cuda:0).
@@ -98,7 +96,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
             with torch.no_grad():
                 clean = self.model.embed(imgs)
             self_index = torch.arange(len(imgs), device=imgs.device)
-            target = attack_target(self.train_attack.kind, clean, pids, clean, pids, self_index)
+            target = self.train_attack.target(clean, pids, clean, pids, self_index)
             return self.train_attack(self.model.embed, imgs, target)
         finally:
             self.model.train(was_training)
@@ -135,16 +133,12 @@ class AdversarialTripletEngine(ImageTripletEngine):
     def save_model(self, epoch, rank1, save_dir, is_best=False):
         atomic_save(self.checkpoint(epoch + 1), osp.join(save_dir, f"epoch_{epoch + 1}.pth"))
 
-    # ---- evaluation: faiss ranking instead of torchreid's distance matrix ---------------------
+    # ---- evaluation: faiss ranking (``ranking``) instead of torchreid's distance matrix --------
 
-    @torch.no_grad()
     def _evaluate(self, dataset_name="", query_loader=None, gallery_loader=None,
                   ranks=(1, 5, 10), normalize_feature=False, **unused):
-        qf, q_pids, q_camids = extract_features(self.model.embed, query_loader, self.device)
-        gf, g_pids, g_camids = extract_features(self.model.embed, gallery_loader, self.device)
-        if normalize_feature:
-            qf, gf = torch.nn.functional.normalize(qf, dim=1), torch.nn.functional.normalize(gf, dim=1)
-        cmc, mAP = rank(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=ranks)
+        cmc, mAP = clean_ranking(self.model.embed, query_loader, gallery_loader, self.device,
+                                 ranks, normalize_feature)
         print(f"** Results ({dataset_name}) ** mAP: {mAP:.1%}  "
               + "  ".join(f"Rank-{r}: {cmc[r - 1]:.1%}" for r in ranks if r <= len(cmc)))
         return cmc[0], mAP

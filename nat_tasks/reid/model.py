@@ -1,9 +1,8 @@
-"""torchreid models on [0, 1] images, their ID logits, and the frozen vanilla adversary."""
+"""torchreid models on [0, 1] images, their ID logits, and our / torchreid's checkpoints of them."""
 import os
 
 from torch import nn
 
-from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.checkpoint import load_state_dict, safe_load, state_dict_of
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.pixel import Normalize
@@ -128,10 +127,3 @@ def load_checkpoint_model(path, default_model, num_classes=None, what="checkpoin
     net = build_reid_model(name, num_classes or num_identities(state, path))
     return load_reid_weights(net, state, path, what), meta
 
-
-def load_adversary(path, default_model, num_classes, precision=None):
-    """NAT's frozen re-ID model: ours record their architecture (Table 7 may mix them).
-
-    ``precision``: ``None`` or an autocast dtype name (``FrozenAdversary``)."""
-    net, _ = load_checkpoint_model(path, default_model, num_classes, what="adversary")
-    return FrozenAdversary(IdLogits(net), precision)

@@ -4,35 +4,21 @@ number of ranked queries and 95 % bootstrap intervals over them.
 Protocol (Table 12 of the paper): the model in eval mode; every query image is attacked (Linf,
 [0, 1] pixels) with guides from the query set (its identity's query images, padded as in the
 reference, see ``attacks``; FNA also pulls toward the mean query feature of the other identity
-furthest from it); the gallery stays clean; retrieval and metrics by ``evaluate.query_ranking``
+furthest from it); the gallery stays clean; retrieval and metrics by ``ranking.query_ranking``
 (faiss, Market-1501 protocol). Intervals resample the per-query AP and Rank-1 hits; two models
 are compared by a paired bootstrap of their per-query differences on the same queries.
+``write_report`` writes Table 12 (Markdown) and every number (JSON) with ``runtime.write_results``.
 """
-import json
-
 import numpy as np
 import torch
 
-from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.sanity import checks_markdown
 from nat_tasks.core.stats import bootstrap_interval, format_interval
+from nat_tasks.runtime import markdown_table, write_results
 
-from .attacks import attack_target
-from .evaluate import query_ranking
+from .ranking import extract_features, query_ranking
 
-ATTACK_NAMES = {"fna": "FNA", "sma": "SMA", "ifgsm": "IFGSM"}
 CLEAN = None  # the column key of clean scores among attacks
-
-
-@torch.no_grad()
-def extract_features(embed, loader, device):
-    """``(features on CPU, pids, camids)`` of a torchreid test loader, in loader order."""
-    feats, pids, camids = [], [], []
-    for data in loader:
-        feats.append(embed(data["img"].to(device)).float().cpu())
-        pids.append(data["pid"].reshape(-1))
-        camids.append(data["camid"].reshape(-1))
-    return torch.cat(feats), torch.cat(pids).numpy(), torch.cat(camids).numpy()
 
 
 def attacked_query_features(net, query_loader, attack, guide_feats, guide_pids, device):
@@ -43,8 +29,8 @@ def attacked_query_features(net, query_loader, attack, guide_feats, guide_pids, 
         x = data["img"].to(device)
         index = torch.arange(start, start + len(x), device=device)
         start += len(x)
-        target = attack_target(attack.kind, guide_feats[index], guide_pids[index], guide_feats,
-                               guide_pids, self_index=index)
+        target = attack.target(guide_feats[index], guide_pids[index], guide_feats, guide_pids,
+                               self_index=index)
         x_adv = attack(net.embed, x, target)
         with torch.no_grad():
             feats.append(net.embed(x_adv).float().cpu())
@@ -85,7 +71,7 @@ def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, log=
         adv = attacked_query_features(net, query_loader, attack, qf, q_pids, device)
         rankings[attack] = query_ranking(adv, gf, q_pids, g_pids, q_camids, g_camids)
         scores = results.setdefault(attack.kind, {})[attack.budget] = _scores(rankings[attack])
-        log(f"{ATTACK_NAMES[attack.kind]} {attack.budget}: {_cell(scores)}")
+        log(f"{attack.describe()}: {_cell(scores)}")
     return results, rankings
 
 
@@ -122,25 +108,24 @@ def _cell(scores):
                       for k in ("mAP", "rank1"))
 
 
-def markdown_table(rows, attacks, differences=()):
+def robustness_table(rows, attacks, differences=()):
     """Table 12's layout: one row per model, ``mAP / Rank-1`` in % with 95 % intervals per
     column, then the paired differences (points)."""
-    columns = [("Clean", CLEAN)] + [(f"{ATTACK_NAMES[a.kind]} {a.budget}", a) for a in attacks]
-    lines = ["| Defense | " + " | ".join(name for name, _ in columns) + " |",
-             "|---" * (len(columns) + 1) + "|"]
-    for name, results, *_ in rows:
-        lines.append(f"| {name} | " + " | ".join(_cell(column(results, a)) for _, a in columns) + " |")
-    for name, results in differences:
-        lines.append(f"| {name} (paired) | "
-                     + " | ".join(_cell(column(results, a)) for _, a in columns) + " |")
-    return "\n".join(lines) + "\n"
+    columns = [CLEAN] + list(attacks)
+    headers = [("name", "Defense")] + [(i, "Clean" if a is CLEAN else a.describe())
+                                       for i, a in enumerate(columns)]
+    lines = [(name, results) for name, results, *_ in rows] + [
+        (f"{name} (paired)", results) for name, results in differences]
+    return markdown_table([{"name": name, **{i: _cell(column(results, a))
+                                             for i, a in enumerate(columns)}}
+                           for name, results in lines], headers)
 
 
-def write_report(rows, attacks, json_path, markdown_path, settings, checks=None):
-    """JSON (every number, the settings, the checks) and the Markdown tables, written atomically.
+def write_report(rows, attacks, stem, settings, checks=None):
+    """``<stem>.json`` (every number, the settings, the checks) and ``<stem>.md`` (the tables).
 
     ``rows``: ``[(name, results, rankings)]``; ``checks``: one list of ``Check`` per row (the
-    checklist) or ``None``.
+    checklist) or ``None``. Returns the Markdown.
     """
     differences = consecutive_differences(rows, attacks)
     checks = checks or [None] * len(rows)
@@ -149,14 +134,14 @@ def write_report(rows, attacks, json_path, markdown_path, settings, checks=None)
                           | ({"checks": [c.as_dict() for c in row_checks]} if row_checks else {})
                           for (name, results, _), row_checks in zip(rows, checks)],
                "differences": [{"name": name, "results": results} for name, results in differences]}
-    atomic_write_text(json.dumps(payload, indent=2) + "\n", json_path)
     n = rows[0][1]["clean"]["n"]
     table = ("mAP / Rank-1 (%) with 95 % bootstrap intervals over the n = "
              f"{n} ranked queries; metric attacks on the query images (Linf, [0, 1] pixels, step "
              f"{settings['step']}). Difference rows: each model minus the one above it, paired "
-             "bootstrap over the same queries (points).\n\n" + markdown_table(rows, attacks, differences))
+             "bootstrap over the same queries (points).\n\n"
+             + robustness_table(rows, attacks, differences))
     for (name, *_), row_checks in zip(rows, checks):
         if row_checks:
             table += f"\nGradient-masking checks, {name}:\n\n" + checks_markdown(row_checks)
-    atomic_write_text(table, markdown_path)
+    write_results(stem, payload, table)
     return table

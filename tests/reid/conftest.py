@@ -1,14 +1,22 @@
-"""Re-ID fixtures: a small generated tree in the real Market-1501 layout and a tiny trained model.
+"""Re-ID fixtures: a small generated tree in the real Market-1501 layout, the two tools and tiny
+trained models.
 
 The tree (``ROOT/market1501/Market-1501-v15.09.15/{bounding_box_train,query,bounding_box_test}``)
 is read by torchreid's own ``market1501`` loader. Models are torchreid's resnet18 on 32x16 images.
 """
+import contextlib
+import importlib.util
+import io
 import os
 
 import pytest
 import torch
 
+from nat_tasks.reid.config import config_file, reid_config
 from nat_tasks.reid.synthetic import write_market_tree
+
+TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "tools")
 
 # Every run in these tests: tiny images, a 2-step AMD attack, CPU, quiet logs.
 TINY = ["--dataset", "market1501", "--model", "resnet18", "--height", "32", "--width", "16",
@@ -36,6 +44,32 @@ def tiny_args():
     return _tiny_args
 
 
+def _tool(name):
+    """``main`` of ``tools/<name>.py``, as the command line runs it (one-line errors, exit 2)."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(TOOLS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="session")
+def train_reid():
+    return _tool("train_reid")
+
+
+@pytest.fixture(scope="session")
+def test_reid():
+    return _tool("test_reid")
+
+
+@pytest.fixture(scope="session")
+def market_cfg(market_root):
+    """The tiny runs' config (data, sampler, sizes) on the test tree."""
+    return reid_config(config_file("market1501_resnet50_vanilla"), cfg_options={
+        "data.root": str(market_root), "data.height": 32, "data.width": 16,
+        "train.batch_size": 16, "model.name": "resnet18"})
+
+
 @pytest.fixture(scope="session")
 def market_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("reid_data")
@@ -45,10 +79,20 @@ def market_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def vanilla_checkpoint(market_root, tmp_path_factory):
+def vanilla_checkpoint(market_root, tmp_path_factory, train_reid):
     """A vanilla model trained for a few seconds; good enough to be hurt by attacks."""
-    from nat_tasks.reid.cli import main
-
     work_dir = tmp_path_factory.mktemp("vanilla")
-    main(_tiny_args(market_root, work_dir, "--no-amd", "--epochs", "8"))
+    train_reid(_tiny_args(market_root, work_dir, "--no-amd", "--epochs", "8"))
     return os.path.join(work_dir, "epoch_8.pth")
+
+
+@pytest.fixture(scope="session")
+def nat_run(market_root, tmp_path_factory, train_reid):
+    """``(work_dir, printed output)`` of a one-epoch AMD&NAT run without an adversary checkpoint
+    (so it trains its vanilla counterpart first), with a bfloat16 adversary."""
+    work_dir = tmp_path_factory.mktemp("nat")
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        train_reid(_tiny_args(market_root, work_dir, "--nat", "--epochs", 1,
+                              "--adversary-precision", "bfloat16"))
+    return work_dir, output.getvalue()

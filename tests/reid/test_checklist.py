@@ -1,12 +1,12 @@
 """``--checklist``: the attacks it adds and its pass / fail verdicts on known mAPs."""
-from nat_tasks.reid.attacks import MetricAttack
+from nat_tasks.reid.attacks import build_attack
 from nat_tasks.reid.checklist import checklist_attacks, run_checks, unbounded_attack
 
 STEP, STEPS = 1 / 255, 16
 
 
 def results_for(clean, fna_by_eps, unbounded):
-    attacks = [MetricAttack("fna", eps, STEP, STEPS) for eps in fna_by_eps]
+    attacks = [build_attack("fna", eps=eps, alpha=STEP, steps=STEPS) for eps in fna_by_eps]
     results = {"clean": {"mAP": clean},
                "fna": {a.budget: {"mAP": m} for a, m in zip(attacks, fna_by_eps.values())}}
     results["fna"][unbounded_attack("fna", STEPS).budget] = {"mAP": unbounded}

@@ -1,86 +1,18 @@
-"""``tools/train_reid.py`` end to end on a generated Market-1501 tree, and its bad inputs."""
-import json
+"""The command lines: shortcuts are config keys, bad names and options are one line."""
 import os
 import subprocess
 import sys
 
 import pytest
-import torch
 
-from nat_tasks.core.checkpoint import atomic_save
-from nat_tasks.reid.cli import main
-from nat_tasks.reid.model import build_reid_model
+from nat_tasks.reid.cli import train_config, train_parser
+from nat_tasks.reid.config import config_file, reid_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def test_resume_reproduces_the_uninterrupted_run(market_root, tiny_args, tmp_path):
-    # SMA has a random start: the resumed run must also restore the random streams.
-    amd = ["--train-attack", "sma"]
-    main(tiny_args(market_root, tmp_path / "straight", *amd, "--epochs", 2))
-    main(tiny_args(market_root, tmp_path / "split", *amd, "--epochs", 1))
-    main(tiny_args(market_root, tmp_path / "split", *amd, "--epochs", 2, "--resume"))
-    straight = load(tmp_path / "straight" / "epoch_2.pth")
-    split = load(tmp_path / "split" / "epoch_2.pth")
-    assert split["epoch"] == straight["epoch"] == 2
-    assert split["meta"]["method"] == "amd" and split["meta"]["train_attack"]["kind"] == "sma"
-    for key, value in straight["state_dict"].items():
-        assert torch.equal(value, split["state_dict"][key]), key
-
-
-def test_nat_trains_then_reuses_its_vanilla_adversary_and_evaluates(
-        market_root, vanilla_checkpoint, tiny_args, tmp_path, capsys):
-    work = tmp_path / "nat"
-    main(tiny_args(market_root, work, "--nat", "--epochs", 1, "--adversary-precision", "bfloat16"))
-    assert "training the vanilla counterpart" in capsys.readouterr().out
-    adversary = work / "adversary_vanilla" / "epoch_1.pth"
-    nat = load(work / "epoch_1.pth")
-    assert nat["meta"]["method"] == "amd_nat" and nat["meta"]["nasty"]["adversary"] == str(adversary)
-    assert nat["meta"]["nasty"]["adversary_precision"] == "bfloat16"
-    assert load(adversary)["meta"]["method"] == "vanilla"
-    assert not any("adversary" in k for k in nat["state_dict"])  # never saved inside the target
-
-    main(tiny_args(market_root, work, "--nat", "--epochs", 1, "--resume"))
-    assert "reusing the vanilla counterpart" in capsys.readouterr().out
-
-    out = tmp_path / "report"
-    main(tiny_args(market_root, tmp_path, "--eval-only", "--weights", vanilla_checkpoint,
-                   work / "epoch_1.pth", "--attack", "all", "--attack-eps", "2/255", "4/255",
-                   "--attack-steps", 2, "--out", out, "--checklist"))
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert [m["name"] for m in report["models"]] == ["None", "AMD&NAT"]
-    n = report["models"][0]["results"]["clean"]["n"]
-    for model in report["models"]:
-        # the table's budgets plus the checklist's eps sweep (1, 2, 4, 8 /255) and unbounded attack
-        assert set(model["results"]) == {"clean", "fna", "sma", "ifgsm"}
-        assert set(model["results"]["fna"]) == {"1/255-2", "2/255-2", "4/255-2", "8/255-2", "255/255-2"}
-        for scores in [model["results"]["clean"], model["results"]["sma"]["4/255-2"]]:
-            assert scores["n"] == n and scores["mAP_ci"][0] <= scores["mAP"] <= scores["mAP_ci"][1]
-            assert scores["rank1_ci"][0] <= scores["rank1"] <= scores["rank1_ci"][1]
-        assert [c["name"] for c in model["checks"]] == [
-            f"{k} mAP falls with eps" if i % 2 == 0 else f"unbounded {k} (eps 1) mAP <= chance"
-            for k in ("FNA", "SMA", "IFGSM") for i in range(2)]
-    difference, = report["differences"]
-    assert difference["name"] == "AMD&NAT - None"
-    nat, vanilla = (m["results"]["fna"]["4/255-2"] for m in report["models"][::-1])
-    paired = difference["results"]["fna"]["4/255-2"]
-    assert paired["mAP"] == pytest.approx(nat["mAP"] - vanilla["mAP"])
-    assert paired["mAP_ci"][0] <= paired["mAP"] <= paired["mAP_ci"][1] and paired["n"] == n
-    assert 0 < report["settings"]["chance"]["mAP"] < 1
-    table = (tmp_path / "report.md").read_text()
-    assert f"n = {n} ranked queries" in table
-    header = table.splitlines()[2]
-    assert header == ("| Defense | Clean | FNA 2/255-2 | FNA 4/255-2 | SMA 2/255-2 | SMA 4/255-2 "
-                      "| IFGSM 2/255-2 | IFGSM 4/255-2 |")
-    assert table.splitlines()[6].startswith("| AMD&NAT - None (paired) | ")
-    assert table.count("| check | result | detail |") == 2
-
-
-def one_line_error(capsys, argv):
+def one_line_error(capsys, main, argv):
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     err = capsys.readouterr().err.strip()
@@ -88,41 +20,55 @@ def one_line_error(capsys, argv):
     return err
 
 
-def test_missing_or_malformed_data(tiny_args, tmp_path, capsys):
-    err = one_line_error(capsys, tiny_args(tmp_path / "nowhere", tmp_path / "w", "--epochs", 1))
-    assert "Market-1501-v15.09.15/{bounding_box_train,query,bounding_box_test}" in err
-    (tmp_path / "bad" / "market1501" / "bounding_box_train").mkdir(parents=True)
-    (tmp_path / "bad" / "market1501" / "bounding_box_train" / "x.jpg").write_bytes(b"")
-    err = one_line_error(capsys, tiny_args(tmp_path / "bad", tmp_path / "w", "--epochs", 1))
-    assert "no images in query, bounding_box_test" in err
-    assert not (tmp_path / "w").exists()
+def config_of(*argv):
+    return train_config(train_parser().parse_args([str(arg) for arg in argv]))
 
 
-def test_unknown_names(market_root, tiny_args, tmp_path, capsys):
-    err = one_line_error(capsys, tiny_args(market_root, tmp_path / "w", "--model", "resnet5000"))
+def test_shortcuts_set_the_config_keys():
+    shortcuts = config_of("--dataset", "market1501", "--nat", "--model", "resnet18", "--epochs", 3,
+                          "--lr", "1e-3", "--stepsize", 8, "--train-eps", "4/255", "--train-attack",
+                          "AMA", "--nasty-weight", 0.01, "--adversary", "v.pth", "--attack", "fna",
+                          "--attack-eps", "2/255", "--checklist", "--device", "cpu",
+                          "--cfg-options", "train.batch_size=64", "--work-dir", "w")
+    keys = reid_config(config_file("market1501_resnet50_amd_nat"), cfg_options={
+        "data.sources": "market1501", "model.name": "resnet18", "train.max_epoch": 3,
+        "optimizer.lr": 1e-3, "lr_scheduler.stepsize": 8, "model.train_attack.eps": 4 / 255,
+        "model.train_attack.type": "ifgsm", "model.nasty.weight": 0.01,
+        "model.nasty.adversary.checkpoint": "v.pth", "model.nasty.adversary.model": "resnet18",
+        "test.attacks": ["fna"], "test.eps": [2 / 255], "test.checklist": True, "device": "cpu",
+        "train.batch_size": 64}, work_dir="w")
+    assert shortcuts.to_dict() == keys.to_dict()
+
+
+def test_without_config_the_method_flags_choose_one():
+    for flags, name in ((["--no-amd"], "vanilla"), ([], "amd"), (["--nat"], "amd_nat")):
+        cfg = config_of(*flags)
+        assert cfg.to_dict() == reid_config(config_file(f"market1501_resnet50_{name}"),
+                                            work_dir=cfg.work_dir).to_dict()
+        assert cfg.work_dir == os.path.join("work_dirs", "reid", f"market1501_resnet50_{name}")
+    # a part the method lacks ignores its shortcuts (the demo gives them to all three configs)
+    assert "train_attack" not in config_of("--no-amd", "--train-steps", 3).model
+    assert config_of("--model", "osnet_x1_0", "--adversary-model", "resnet50", "--nat") \
+        .model.nasty.adversary.model == "resnet50"
+
+
+def test_method_flag_mistakes(capsys, train_reid):
+    err = one_line_error(capsys, train_reid, ["--nat", "--no-amd", "--device", "cpu"])
+    assert err == "error: --nat adds the nasty term to AMD; it cannot be combined with --no-amd"
+    err = one_line_error(capsys, train_reid, [config_file("market1501_resnet50_amd"), "--nat"])
+    assert "--nat / --no-amd choose a config when none is given" in err
+
+
+def test_unknown_names(market_root, tiny_args, train_reid, tmp_path, capsys):
+    err = one_line_error(capsys, train_reid, tiny_args(market_root, tmp_path / "w", "--model",
+                                                       "resnet5000"))
     assert "Unknown model: resnet5000" in err
-    err = one_line_error(capsys, tiny_args(market_root, tmp_path / "w") + ["--dataset", "marketX"])
+    err = one_line_error(capsys, train_reid, tiny_args(market_root, tmp_path / "w") + ["--dataset",
+                                                                                      "marketX"])
     assert "unknown data set 'marketX'" in err and "market1501" in err
-
-
-def test_adversary_that_does_not_fit(market_root, tiny_args, tmp_path, capsys):
-    wrong_ids = tmp_path / "ids.pth"
-    atomic_save({"state_dict": build_reid_model("resnet18", 5).state_dict(),
-                 "meta": {"model": "resnet18", "num_classes": 5}}, wrong_ids)
-    err = one_line_error(capsys, tiny_args(market_root, tmp_path / "w", "--nat", "--adversary", wrong_ids))
-    assert "has 5 identities, the training set has 8" in err
-    wrong_arch = tmp_path / "osnet.pth"  # a torchreid-style checkpoint: backbone keys, no meta
-    torch.save({"state_dict": build_reid_model("osnet_x0_25", 8).backbone.state_dict()}, wrong_arch)
-    err = one_line_error(capsys, tiny_args(market_root, tmp_path / "w", "--nat", "--adversary", wrong_arch))
-    assert "does not fit torchreid's ResNet" in err and "wrong --model?" in err
-
-
-def test_existing_run_is_never_overwritten(market_root, vanilla_checkpoint, tiny_args, capsys):
-    work = os.path.dirname(vanilla_checkpoint)
-    before = open(os.path.join(work, "latest.pth"), "rb").read()
-    err = one_line_error(capsys, tiny_args(market_root, work, "--no-amd", "--epochs", 8))
-    assert "pass --resume" in err
-    assert open(os.path.join(work, "latest.pth"), "rb").read() == before
+    err = one_line_error(capsys, train_reid, tiny_args(market_root, tmp_path / "w", "--train-attack",
+                                                       "pgd"))
+    assert err == "error: unknown re-ID attack 'pgd'; expected one of: fna, sma, ifgsm (or ama)"
 
 
 def test_command_line_error_has_no_traceback(tmp_path):

@@ -9,7 +9,7 @@ from torch import nn
 from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.attacks import projected_gradient_ascent
 from nat_tasks.core.nasty import NastyLoss
-from nat_tasks.reid.attacks import MetricAttack
+from nat_tasks.reid.attacks import build_attack
 from nat_tasks.reid.engine import AdversarialTripletEngine
 from nat_tasks.reid.model import IdLogits, ReidNet
 
@@ -81,7 +81,7 @@ def test_loss_is_ce_plus_triplet_minus_nasty_term():
 
 def test_amd_step_trains_on_clean_and_adversarial_images():
     model = ReidNet(ColourNet(TARGET_W), mean=(0, 0, 0), std=(1, 1, 1)).train()
-    attack = MetricAttack("ifgsm", eps=4 / 255, alpha=1 / 255, steps=3)
+    attack = build_attack("ifgsm", eps=4 / 255, alpha=1 / 255, steps=3)
     engine = engine_for(model, train_attack=attack)
     x = images()
     adv = engine.adversarial_examples(x, PIDS)
@@ -118,7 +118,7 @@ def test_amd_crafts_with_the_evaluations_reference_weighting():
     x = colours[:, :, None, None].expand(6, 3, 4, 2).clone()
     model = ReidNet(ColourNet(TARGET_W), mean=(0, 0, 0), std=(1, 1, 1)).train()
     budget = dict(eps=6 / 255, alpha=2 / 255, steps=3)
-    engine = engine_for(model, train_attack=MetricAttack("fna", **budget))
+    engine = engine_for(model, train_attack=build_attack("fna", **budget))
     clean = x.mean((2, 3))
     expected = projected_gradient_ascent(
         lambda x_adv: reference_loss(x_adv.mean((2, 3)), clean, pids, "fna"), x, **budget,

@@ -1,4 +1,4 @@
-"""Market-1501 ranking metrics (CMC, mAP) with faiss retrieval.
+"""Market-1501 ranking metrics (CMC, mAP) with faiss retrieval, and the features they rank.
 
 ``rank`` returns what torchreid's ``metrics.evaluate_rank`` returns on the squared Euclidean
 distances of the same features (torchreid's ``compute_distance_matrix(metric='euclidean')``, which
@@ -8,7 +8,8 @@ gallery entry counts (distractors ``0`` are ordinary non-matches; junk ``-1`` im
 here because torchreid's Market-1501 loader drops them). CMC and AP are computed with the same
 floating-point operations as torchreid, so the numbers agree bit for bit on the same ranking.
 ``query_ranking`` also keeps the per-query AP and first-hit positions (what the 95 % intervals
-resample); ``chance_scores`` is the expected mAP / Rank-1 of a random ranking (``--checklist``).
+resample); ``chance_scores`` is the expected mAP / Rank-1 of a random ranking (``--checklist``);
+``clean_ranking`` is the engine's test during training (torchreid's ``_evaluate``, on faiss).
 
 How, exactly and in bounded memory: faiss' exhaustive ``IndexFlatL2`` search (a range search
 with an infinite radius: every gallery entry with its distance, in gallery order, no sorting)
@@ -23,10 +24,32 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
+import torch
 
 from nat_tasks.core.errors import NatError
 
 CHUNK_ELEMENTS = 1 << 23  # queries x gallery distances per faiss call: ~100 MB of results
+
+
+@torch.no_grad()
+def extract_features(embed, loader, device):
+    """``(features on CPU, pids, camids)`` of a torchreid test loader, in loader order."""
+    feats, pids, camids = [], [], []
+    for data in loader:
+        feats.append(embed(data["img"].to(device)).float().cpu())
+        pids.append(data["pid"].reshape(-1))
+        camids.append(data["camid"].reshape(-1))
+    return torch.cat(feats), torch.cat(pids).numpy(), torch.cat(camids).numpy()
+
+
+def clean_ranking(embed, query_loader, gallery_loader, device, ranks=(1, 5, 10),
+                  normalize_feature=False):
+    """``(cmc, mAP)`` of ``embed``'s features of a query and a gallery loader (``rank``)."""
+    qf, q_pids, q_camids = extract_features(embed, query_loader, device)
+    gf, g_pids, g_camids = extract_features(embed, gallery_loader, device)
+    if normalize_feature:
+        qf, gf = torch.nn.functional.normalize(qf, dim=1), torch.nn.functional.normalize(gf, dim=1)
+    return rank(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=ranks)
 
 
 def _features(x, what):

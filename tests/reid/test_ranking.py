@@ -8,7 +8,7 @@ from torchreid.reid import metrics
 
 from nat_tasks.core.errors import NatError
 from nat_tasks.reid.data import build_datamanager
-from nat_tasks.reid.evaluate import chance_scores, query_ranking, rank
+from nat_tasks.reid.ranking import chance_scores, query_ranking, rank
 
 
 def reference(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank):
@@ -50,10 +50,9 @@ def test_hard_queries_beyond_the_first_neighbours():
     np.testing.assert_array_equal(cmc, ref_cmc)
 
 
-def test_on_a_market_tree_read_by_torchreid(market_root):
+def test_on_a_market_tree_read_by_torchreid(market_cfg):
     """Junk (-1) images never reach the ranking: torchreid's Market loader drops them."""
-    dm = build_datamanager(str(market_root), "market1501", height=32, width=16, batch_size=16,
-                           num_instances=4)
+    dm = build_datamanager(market_cfg)
     query, gallery = dm.test_loader["market1501"]["query"], dm.test_loader["market1501"]["gallery"]
     q_pids = np.array([p for _, p, _, _ in query.dataset.data])
     g_pids = np.array([p for _, p, _, _ in gallery.dataset.data])

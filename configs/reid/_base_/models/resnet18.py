@@ -1,0 +1,3 @@
+_base_ = ['./resnet50.py']
+
+model = dict(name='resnet18')

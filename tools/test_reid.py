@@ -1,0 +1,19 @@
+"""Evaluate re-ID checkpoints clean and under metric attacks (the paper's Table 12 layout).
+
+    python tools/test_reid.py CONFIG CKPT [CKPT ...] [--attack all] [--attack-eps 8/255 10/255]
+        [--attack-steps 16] [--attack-step 1/255] [--checklist] [--out PATH]
+
+See ``python tools/test_reid.py --help`` and nat_tasks/reid/cli.py.
+"""
+from nat_tasks.runtime import tool_main
+
+
+@tool_main
+def main(argv=None):
+    from nat_tasks.reid.cli import test_main  # after tool_main's set-up, which quiets torchreid
+
+    return test_main(argv)
+
+
+if __name__ == "__main__":
+    main()
