@@ -11,7 +11,6 @@ sides alike. Prints JSON with the median images/s of each and ``ratio`` = ours /
 import argparse
 import json
 import statistics
-import time
 
 import torch
 import torchattacks
@@ -19,6 +18,7 @@ import torchattacks
 from nat_tasks.cls import CLASSIFIERS, build_classifier
 from nat_tasks.cls.data import CIFAR10
 from nat_tasks.core.attacks import pgd
+from bench_common import cpu_info, timed  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import resolve_device, tool_main
 
 EPS, ALPHA, STEPS = 8 / 255, 2 / 255, 20
@@ -35,14 +35,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def timed(fn, device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 @tool_main
@@ -74,7 +66,8 @@ def main(argv=None):
             seconds[name].append(timed(sides[name], device))
     rates = {name: args.batch_size / statistics.median(times) for name, times in seconds.items()}
     print(json.dumps({
-        "model": args.model, "device": str(device), "batch_size": args.batch_size, "repeats": args.repeats,
+        "cpu": cpu_info(), "model": args.model, "device": str(device), "batch_size": args.batch_size,
+        "repeats": args.repeats,
         "threads": torch.get_num_threads(),
         "attack": f"Linf PGD-{STEPS}, eps 8/255, step 2/255, random start, then classify",
         "ours_images_per_s": round(rates["ours"], 2),

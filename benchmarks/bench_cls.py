@@ -31,6 +31,7 @@ import warnings
 
 import torch
 
+from bench_common import cpu_info  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import default_device
 
 # Benchmark names -> FrozenAdversary(precision=...): float32 is the default (the caller's precision).
@@ -40,16 +41,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCES = {"pgd_at": dict(type="pgd_at"), "pgd_at_x_xadv": dict(type="pgd_at", include_clean=True)}
 
 
-def cpu_info():
-    """lscpu's model name and its bfloat16 / AMX flags (``None`` where lscpu is unavailable)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    return dict(model_name=fields.get("Model name", "").strip(),
-                bf16_amx_flags=sorted(f for f in flags if "bf16" in f or f.startswith("amx")))
 
 
 def nat_overhead(repeats, batch_size, device, precisions, steps=10):

@@ -4,12 +4,16 @@
     python tools/eval_cls.py CONFIG CHECKPOINT [--attacks clean,pgd20,aa] [--n-examples N]
                              [--batch-size B] [--device cpu|cuda|cuda:N] [--out DIR] [--eps E --alpha A]
                              [--surrogate CONFIG:CHECKPOINT]
+    python tools/eval_cls.py CONFIG CHECKPOINT --threat l0 --k 20 [--attacks clean,spgd,spgd-proj,sparse-rs,saa]
     python tools/eval_cls.py CONFIG CHECKPOINT --checklist [--n-examples N] [--surrogate CONFIG:CHECKPOINT]
 
 Attack names: see --attacks below (nat_tasks/cls/attacks.py). nat-adaptive uses the config's
 model.nasty (its adversary, weight, tau and tau^2 switch); transfer-* attacks are crafted on
---surrogate. Every accuracy counts an example robust only if it is also correct clean, and comes
-with a 95 % bootstrap interval over the examples. --checklist runs the gradient-masking sanity
+--surrogate. --threat l0 --k K evaluates the sparse threat model (at most K pixel locations
+changed, all channels of a location counting once) with the l0 attacks (spgd, spgd-proj, sparse-rs,
+saa; default clean,saa at the paper's 10000 iterations / queries). Every accuracy counts an
+example robust only if it is also correct clean, and comes with a 95 % bootstrap interval over
+the examples. --checklist runs the gradient-masking sanity
 checks instead (nat_tasks/cls/checklist.py) on a fixed subset (default 500 examples) and prints
 pass/fail. Writes <out>/eval_<checkpoint name>.json and .md (checklist:
 eval_<name>_checklist.json/.md; default out: the checkpoint's folder).
@@ -25,6 +29,7 @@ from mmengine.registry import DATASETS
 
 from nat_tasks.cls import (ATTACKS, ThreatModel, build_adversary, classifier_from_config, evaluate,
                            gradient_masking_checklist, load_cls_config, nasty_spec, subset_indices)
+from nat_tasks.cls.attacks import SparseThreat
 from nat_tasks.cls.evaluation import build_attacks
 from nat_tasks.cls.architectures import data_info
 from nat_tasks.core.checkpoint import safe_load
@@ -37,8 +42,12 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("checkpoint", help="a trainer checkpoint (epoch_N.pth, best_*.pth) or a plain state_dict")
-    parser.add_argument("--attacks", default="clean,pgd20,aa",
-                        help=f"comma-separated, each one of: {ATTACKS.syntax()} (default clean,pgd20,aa)")
+    parser.add_argument("--attacks",
+                        help=f"comma-separated, each one of: {ATTACKS.syntax()} (default clean,pgd20,aa; "
+                        "under --threat l0: clean,saa)")
+    parser.add_argument("--threat", default="linf", type=str.lower,
+                        help="linf (default: --eps/--alpha or the config's val_attack) or l0 (with --k)")
+    parser.add_argument("--k", type=int, help="--threat l0: the budget in pixel locations (CIFAR: 20)")
     parser.add_argument("--checklist", action="store_true", help="run the gradient-masking checklist instead")
     parser.add_argument("--surrogate", metavar="CONFIG:CHECKPOINT",
                         help="a classifier to craft transfer-* attacks on (black-box transfer)")
@@ -94,18 +103,42 @@ def needs(attacks, entry):
     return any(entry in inspect.signature(ATTACKS.match(name)[0]).parameters for name in attacks)
 
 
-@tool_main
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    cfg = load_cls_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)
-    nasty = nasty_spec(cfg.model)
-    attacks = [] if args.checklist else [a.strip() for a in args.attacks.split(",") if a.strip()]
+def threat_model(args, cfg):
+    """``--threat linf`` (``--eps``/``--alpha`` or the config's val_attack) or ``--threat l0 --k K``."""
+    if args.threat not in ("linf", "l0"):
+        raise NatError(f"--threat {args.threat!r}: expected linf or l0")
+    if args.threat == "l0":
+        if args.k is None:
+            raise NatError("--threat l0 needs --k (the budget in pixel locations, e.g. 20 on CIFAR)")
+        if args.eps is not None or args.alpha is not None:
+            raise NatError("--eps/--alpha set the Linf threat model; under --threat l0 the budget is --k")
+        if args.checklist:
+            raise NatError("--checklist checks the Linf threat model; run it without --threat l0")
+        return SparseThreat(k=args.k)
+    if args.k is not None:
+        raise NatError("--k is the l0 budget: add --threat l0")
     val_attack = cfg.model.get("val_attack", {})
     eps = args.eps if args.eps is not None else val_attack.get("eps")
     alpha = args.alpha if args.alpha is not None else val_attack.get("alpha")
     if eps is None or alpha is None:
         raise NatError("no threat model: pass --eps and --alpha (the config has no model.val_attack)")
-    threat = ThreatModel(eps=float(eps), alpha=float(alpha))
+    return ThreatModel(eps=float(eps), alpha=float(alpha))
+
+
+def threat_record(threat):
+    if threat.norm == "L0":
+        return dict(norm="L0", k=threat.k)
+    return dict(norm=threat.norm, eps=threat.eps, alpha=threat.alpha)
+
+
+@tool_main
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    cfg = load_cls_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)
+    nasty = nasty_spec(cfg.model)
+    threat = threat_model(args, cfg)
+    names = args.attacks if args.attacks is not None else ("clean,saa" if threat.norm == "L0" else "clean,pgd20,aa")
+    attacks = [] if args.checklist else [a.strip() for a in names.split(",") if a.strip()]
     if args.square_queries < 1:
         raise NatError("--square-queries must be at least 1")
     device = resolve_device(args.device)
@@ -123,12 +156,15 @@ def main(argv=None):
     n_examples = args.n_examples if args.n_examples is not None or not args.checklist else 500
     x, y = load_examples(cfg.test_dataloader.dataset if cfg.get("test_dataloader") else cfg.val_dataloader.dataset,
                          n_examples)
+    if threat.norm == "L0" and threat.k > x.shape[-2] * x.shape[-1]:
+        raise NatError(f"--k {threat.k} is more than the {x.shape[-2]}x{x.shape[-1]} = "
+                       f"{x.shape[-2] * x.shape[-1]} pixel locations of these images")
     print(f"evaluating {args.checkpoint} on {len(x)} test examples, {threat.describe()}, seed {args.seed}, {device}")
     common = dict(run, batch_size=args.batch_size)
     selection = model_selection(args.checkpoint)
     print(f"model selection of this checkpoint: {selection}")
     report = dict(config=args.config, checkpoint=args.checkpoint, model_selection=selection, n_examples=len(x),
-                  seed=args.seed, device=str(device), threat=dict(norm=threat.norm, eps=threat.eps, alpha=threat.alpha),
+                  seed=args.seed, device=str(device), threat=threat_record(threat),
                   surrogate=args.surrogate)
     stem = "eval_" + os.path.splitext(os.path.basename(args.checkpoint))[0]
     if args.checklist:

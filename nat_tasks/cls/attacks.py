@@ -16,6 +16,15 @@ Names (``REGISTRY.syntax()``):
   and the config's ``model.nasty`` settings);
 - ``transfer-<attack>`` for fgsm, pgd<k>[x<r>] and cw[<k>]: crafted on a surrogate model
   (black-box transfer), counted on the evaluated one.
+
+Sparse (l0) attacks, under a ``SparseThreat(k)`` (k pixel locations, all channels of a location
+counting once; ``nat_tasks.core.sparse``):
+- ``spgd[<n>]`` / ``spgd-proj[<n>]``: sPGD with the unprojected / projected magnitude gradient, n
+  iterations (default 10000, the paper's evaluation), patience 3;
+- ``sparse-rs[<q>]``: Sparse-RS, q queries (default 10000), p_init 0.8, CE loss (CIFAR's);
+- ``saa[<n>][q<q>]``: sparse-AutoAttack, the cascade of the three with n sPGD iterations and q
+  queries (default 10000 each), e.g. ``saa300q1000``.
+``clean`` runs under either threat model; the others under their own only.
 """
 from dataclasses import dataclass
 
@@ -23,6 +32,8 @@ from nat_tasks.core.attack_registry import Attack, AttackRegistry
 from nat_tasks.core.attacks import NatAdaptiveLoss, fgsm, pgd
 from nat_tasks.core.autoattack import autoattack, autoattack_settings
 from nat_tasks.core.errors import NatError, check_eps
+from nat_tasks.core.sparse import (EVAL_PATIENCE, SAA_QUERIES, SAA_STEPS, sparse_autoattack, sparse_rs,
+                                   spgd)
 
 REGISTRY = AttackRegistry("classification")
 
@@ -43,6 +54,37 @@ class ThreatModel:
         return f"{self.norm} eps={self.eps:.4g} ({self.eps * 255:.3g}/255)"
 
 
+@dataclass(frozen=True)
+class SparseThreat:
+    """The l0 threat model: at most ``k`` pixel locations changed (all channels of a location count
+    once), any amount within the [0, 1] box."""
+    k: int
+    norm: str = "L0"
+
+    def __post_init__(self):
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise NatError(f"k={self.k} must be a whole number of pixels, at least 1")
+
+    def describe(self):
+        return f"L0 k={self.k} pixels"
+
+
+def threat_kind(attack_class):
+    """``'L0'`` for the sparse attacks, ``'Linf'`` for the others, ``None`` for ``clean`` (either)."""
+    return getattr(attack_class, "threat_kind", "Linf")
+
+
+def check_threat(name, threat):
+    """One clear line when an attack does not belong to the run's threat model."""
+    kind, wanted = threat_kind(REGISTRY.match(name)[0]), getattr(threat, "norm", "Linf")
+    wanted = "L0" if wanted == "L0" else "Linf"
+    if kind is not None and kind != wanted:
+        same = [syntax for syntax, cls in zip(REGISTRY.syntax().split(", "), REGISTRY.kinds())
+                if threat_kind(cls) in (None, wanted)]
+        raise NatError(f"attack {name!r} is an {kind} attack, the threat model is {wanted} "
+                       f"({threat.describe()}); under it use: {', '.join(same)}")
+
+
 def _at_least_one(**counts):
     for what, count in counts.items():
         if count < 1:
@@ -52,6 +94,7 @@ def _at_least_one(**counts):
 @REGISTRY.register("clean")
 class Clean(Attack):
     column = "clean"
+    threat_kind = None  # any threat model
 
     def __call__(self, model, x, y):
         return x
@@ -205,3 +248,83 @@ class Transfer(Attack):
 
     def describe(self):
         return f"{self.attack.describe()}, crafted on the surrogate (transfer)"
+
+
+class _Sparse(Attack):
+    """An l0 attack; ``threat`` is a ``SparseThreat``."""
+    threat_kind = "L0"
+
+    def _check(self, threat):
+        if getattr(threat, "norm", None) != "L0":
+            raise NatError(f"{type(self).__name__} needs an l0 threat model (SparseThreat(k))")
+
+
+@REGISTRY.register(r"spgd(?P<steps>\d+)?", "spgd[<n>]")
+class SPGD(_Sparse):
+    """sPGD, unprojected magnitude gradient, n iterations (10000: the paper's evaluation), patience 3."""
+    projected, variant = False, "unprojected"
+
+    def __init__(self, steps=SAA_STEPS, *, threat, progress=False):
+        _at_least_one(steps=steps)
+        self._check(threat)
+        self.steps, self.threat, self.progress = steps, threat, progress
+        self.column = f"sPGD-{'proj' if self.projected else 'unproj'}-{steps}"
+
+    def __call__(self, model, x, y):
+        return spgd(model, x, y, k=self.threat.k, steps=self.steps, projected=self.projected,
+                    patience=EVAL_PATIENCE, progress=self.progress)
+
+    def describe(self):
+        return (f"sPGD ({self.variant}), {self.steps} it, patience {EVAL_PATIENCE}, alpha=0.25, beta=0.25, "
+                f"CE/margin loss, early stop, {self.threat.describe()}")
+
+
+@REGISTRY.register(r"spgd-proj(?P<steps>\d+)?", "spgd-proj[<n>]")
+class SPGDProjected(SPGD):
+    """sPGD, projected magnitude gradient."""
+    projected, variant = True, "projected"
+
+
+@REGISTRY.register(r"sparse-rs(?P<queries>\d+)?", "sparse-rs[<q>]")
+class SparseRS(_Sparse):
+    """Sparse-RS (black box), q queries (default 10000), p_init 0.8, CE loss (the CIFAR setting)."""
+    p_init, loss = 0.8, "ce"
+
+    def __init__(self, queries=SAA_QUERIES, *, threat, progress=False):
+        _at_least_one(queries=queries)
+        self._check(threat)
+        self.queries, self.threat, self.progress = queries, threat, progress
+        self.column = f"Sparse-RS-{queries}"
+
+    def __call__(self, model, x, y):
+        return sparse_rs(model, x, y, k=self.threat.k, queries=self.queries, p_init=self.p_init, loss=self.loss,
+                         progress=self.progress)
+
+    def describe(self):
+        return (f"Sparse-RS, {self.queries} q, p_init={self.p_init}, {self.loss.upper()} loss, "
+                f"{self.threat.describe()}")
+
+
+@REGISTRY.register(r"saa(?P<steps>\d+)?(?:q(?P<queries>\d+))?", "saa[<n>][q<q>]")
+class SparseAutoAttack(_Sparse):
+    """sparse-AutoAttack: sPGD-unprojected -> sPGD-projected (n iterations each, patience 3) ->
+    Sparse-RS (q queries), each on the survivors; the paper's 10000 / 10000 by default."""
+    column = "sAA"
+
+    def __init__(self, steps=SAA_STEPS, queries=SAA_QUERIES, *, threat, progress=False):
+        _at_least_one(steps=steps, queries=queries)
+        self._check(threat)
+        self.steps, self.queries, self.threat, self.progress = steps, queries, threat, progress
+        self.column = "sAA" if (steps, queries) == (SAA_STEPS, SAA_QUERIES) else f"sAA-{steps}/{queries}"
+        self.last_stages = None  # the last batch's per-stage counts and times
+
+    def __call__(self, model, x, y):
+        x_adv, info = sparse_autoattack(model, x, y, k=self.threat.k, steps=self.steps, queries=self.queries,
+                                        progress=self.progress, return_info=True)
+        self.last_stages = info["stages"]
+        return x_adv
+
+    def describe(self):
+        return (f"sparse-AutoAttack: sPGD unprojected ({self.steps} it) -> sPGD projected ({self.steps} it), "
+                f"patience {EVAL_PATIENCE} -> Sparse-RS ({self.queries} q, p_init=0.8, CE), each on the "
+                f"survivors, {self.threat.describe()}")

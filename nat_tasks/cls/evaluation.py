@@ -13,13 +13,18 @@ import time
 import torch
 from tqdm import tqdm
 
+from nat_tasks.core.sparse import check_l0
 from nat_tasks.core.stats import bootstrap_interval
 
-from .attacks import REGISTRY
+from .attacks import REGISTRY, check_threat
 
 
 def _check_budget(x_adv, x, threat, tol=1e-5):
-    """Never count an example outside the threat model (a bug, not a robustness result)."""
+    """Never count an example outside the threat model (a bug, not a robustness result). Under the
+    l0 threat model (``SparseThreat``): at most ``k`` pixel locations changed (any channel), [0, 1]."""
+    if threat.norm == "L0":
+        check_l0(x_adv, x, threat.k, box_tol=tol)  # raises SparseBudgetError, a RuntimeError
+        return
     delta = (x_adv - x).flatten(1)
     size = delta.abs().max(dim=1).values if threat.norm == "Linf" else delta.norm(dim=1)
     if bool((size > threat.eps + tol).any()) or bool((x_adv < -tol).any()) or bool((x_adv > 1 + tol).any()):
@@ -27,11 +32,14 @@ def _check_budget(x_adv, x, threat, tol=1e-5):
 
 
 def build_attacks(names, threat, *, seed=0, device=None, num_classes=None, adversary=None, nasty=None,
-                  surrogate=None):
-    """The named attacks for one run, every one built before any runs, so a bad name, a bad setting
-    or a missing input (``adversary``/``nasty`` for nat-adaptive, ``surrogate`` for transfer-*)
-    fails first. The adversary and the surrogate move to ``device``."""
-    run = dict(threat=threat, seed=seed, device=device, num_classes=num_classes, nasty=nasty,
+                  surrogate=None, progress=False):
+    """The named attacks for one run, every one built before any runs, so a bad name, a bad setting,
+    an attack of the other threat model (l0 vs Linf) or a missing input (``adversary``/``nasty``
+    for nat-adaptive, ``surrogate`` for transfer-*) fails first. The adversary and the surrogate
+    move to ``device``. ``progress``: per-iteration bars of the long (sparse) attacks."""
+    for name in names:
+        check_threat(name, threat)
+    run = dict(threat=threat, seed=seed, device=device, num_classes=num_classes, nasty=nasty, progress=progress,
                adversary=adversary.to(device) if adversary is not None else None,
                surrogate=surrogate.to(device).eval() if surrogate is not None else None)
     return [REGISTRY.build(name, **{k: v for k, v in run.items() if v is not None}) for name in names]
@@ -40,6 +48,9 @@ def build_attacks(names, threat, *, seed=0, device=None, num_classes=None, adver
 def evaluate(model, x, y, attacks, threat, *, batch_size=500, seed=0, device=None, num_classes=None,
              adversary=None, nasty=None, surrogate=None, progress=True, log=print):
     """Accuracy of ``model`` on ``(x, y)`` (first dim = examples) under each attack name in ``attacks``.
+
+    ``threat``: a ``ThreatModel`` (Linf) or a ``SparseThreat(k)`` (l0: the sparse attacks, every
+    batch checked for at most k changed pixel locations); an attack of the other one is an error.
 
     ``adversary`` (a ``FrozenAdversary``) and ``nasty`` (the config's ``NastySpec``) are needed
     for ``nat-adaptive`` only, ``surrogate`` (a [0, 1]-input model) for ``transfer-*``; all
@@ -52,7 +63,7 @@ def evaluate(model, x, y, attacks, threat, *, batch_size=500, seed=0, device=Non
     model = model.to(device).eval()
     results = []
     for attack in build_attacks(attacks, threat, seed=seed, device=device, num_classes=num_classes,
-                                adversary=adversary, nasty=nasty, surrogate=surrogate):
+                                adversary=adversary, nasty=nasty, surrogate=surrogate, progress=progress):
         torch.manual_seed(seed)
         start, flags = time.perf_counter(), []
         for i in tqdm(range(0, len(x), batch_size), desc=attack.name, disable=not progress, leave=False):

@@ -114,3 +114,55 @@ def test_threat_model_is_checked():
         ThreatModel(eps=1.2, alpha=0.1)
     with pytest.raises(NatError, match=r"alpha=0 is outside \(0, 1\]"):
         ThreatModel(eps=0.1, alpha=0)
+
+
+# ---- the sparse (l0) attacks ----------------------------------------------------------------------
+from nat_tasks.cls.attacks import SparseThreat, check_threat  # noqa: E402
+
+L0 = SparseThreat(k=20)
+SPARSE = "patience 3, alpha=0.25, beta=0.25, CE/margin loss, early stop, L0 k=20 pixels"
+
+
+@pytest.mark.parametrize("name,description,column", [
+    ("spgd", f"sPGD (unprojected), 10000 it, {SPARSE}", "sPGD-unproj-10000"),
+    ("spgd300", f"sPGD (unprojected), 300 it, {SPARSE}", "sPGD-unproj-300"),
+    ("spgd-proj", f"sPGD (projected), 10000 it, {SPARSE}", "sPGD-proj-10000"),
+    ("sparse-rs", "Sparse-RS, 10000 q, p_init=0.8, CE loss, L0 k=20 pixels", "Sparse-RS-10000"),
+    ("sparse-rs500", "Sparse-RS, 500 q, p_init=0.8, CE loss, L0 k=20 pixels", "Sparse-RS-500"),
+    ("saa", "sparse-AutoAttack: sPGD unprojected (10000 it) -> sPGD projected (10000 it), patience 3 -> "
+            "Sparse-RS (10000 q, p_init=0.8, CE), each on the survivors, L0 k=20 pixels", "sAA"),
+    ("saa300q1000", "sparse-AutoAttack: sPGD unprojected (300 it) -> sPGD projected (300 it), patience 3 -> "
+                    "Sparse-RS (1000 q, p_init=0.8, CE), each on the survivors, L0 k=20 pixels", "sAA-300/1000"),
+])
+def test_sparse_names_carry_iterations_and_queries(name, description, column):
+    attack = REGISTRY.build(name, threat=L0)
+    assert attack.describe() == description and attack.column == column
+    for syntax in ("spgd[<n>]", "spgd-proj[<n>]", "sparse-rs[<q>]", "saa[<n>][q<q>]"):
+        assert syntax in REGISTRY.syntax().split(", ")
+
+
+@pytest.mark.parametrize("name,threat,message", [
+    ("pgd20", L0, "attack 'pgd20' is an Linf attack, the threat model is L0 (L0 k=20 pixels); under it use: "
+                  "clean, spgd[<n>], spgd-proj[<n>], sparse-rs[<q>], saa[<n>][q<q>]"),
+    ("aa", L0, "attack 'aa' is an Linf attack"),
+    ("saa", THREAT, "attack 'saa' is an L0 attack, the threat model is Linf (Linf eps=0.03137 (8/255)); under it "
+                    "use: clean, fgsm,"),
+    ("sparse-rs", THREAT, "attack 'sparse-rs' is an L0 attack"),
+    ("spgd0", L0, "attack 'spgd0': steps must be at least 1"),
+    ("saa5q0", L0, "attack 'saa5q0': queries must be at least 1"),
+    ("spgd-l2", L0, "unknown classification attack 'spgd-l2'"),
+])
+def test_an_attack_of_the_other_threat_model_is_one_line(name, threat, message):
+    with pytest.raises(NatError) as err:
+        check_threat(name, threat)
+        REGISTRY.build(name, threat=threat)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    check_threat("clean", L0)
+    check_threat("clean", THREAT)
+
+
+def test_sparse_threat_is_checked():
+    for k in (0, -3, 2.5, True):
+        with pytest.raises(NatError, match="must be a whole number of pixels, at least 1"):
+            SparseThreat(k=k)
+    assert SparseThreat(k=200).describe() == "L0 k=200 pixels"

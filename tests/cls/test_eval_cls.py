@@ -85,3 +85,42 @@ def test_an_old_nat_config_names_the_new_keys(checkpoint_setup, tmp_path):
                        model=dict(method=dict(type="nat", w=0.006), adversary=dict(arch="small_cnn", checkpoint="a.pth")))
     proc = evaluate(old, tmp / "epoch_1.pth", tmp_path / "out", "--attacks", "clean")
     assert_one_line_error(proc, "model.adversary was moved: use model.nasty.adversary")
+
+
+# ---- --threat l0 ----------------------------------------------------------------------------------
+
+def test_l0_evaluation_writes_the_same_report_with_iteration_and_query_counts(checkpoint_setup, tmp_path):
+    tmp, config = checkpoint_setup
+    out = tmp_path / "out"
+    proc = evaluate(config, tmp / "epoch_1.pth", out, "--threat", "l0", "--k", 5,
+                    "--attacks", "clean,spgd5,spgd-proj5,sparse-rs20,saa5q20")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "eval_epoch_1.json").read_text())
+    assert report["threat"] == {"norm": "L0", "k": 5} and report["n_examples"] == 20
+    assert [r["attack"] for r in report["results"]] == ["clean", "spgd5", "spgd-proj5", "sparse-rs20", "saa5q20"]
+    assert all(len(r["flags"]) == 20 for r in report["results"])
+    table = (out / "eval_epoch_1.md").read_text()
+    assert "| spgd5 |" in table and "sPGD (unprojected), 5 it, patience 3" in table and "95 % CI" in table
+    assert "Sparse-RS, 20 q, p_init=0.8, CE loss, L0 k=5 pixels" in table
+    assert "sPGD unprojected (5 it) -> sPGD projected (5 it), patience 3 -> Sparse-RS (20 q" in proc.stdout
+    assert "L0 k=5 pixels, seed 0" in proc.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--threat", "l0"], "--threat l0 needs --k (the budget in pixel locations"),
+    (["--threat", "l0", "--k", "0"], "k=0 must be a whole number of pixels, at least 1"),
+    (["--threat", "l0", "--k", "1025"], "--k 1025 is more than the 32x32 = 1024 pixel locations"),
+    (["--threat", "l0", "--k", "20", "--attacks", "clean,pgd20"], "attack 'pgd20' is an Linf attack, the threat"),
+    (["--attacks", "spgd"], "attack 'spgd' is an L0 attack, the threat model is Linf"),
+    (["--threat", "l0", "--k", "20", "--attacks", "spgd,sparse-l1"], "unknown classification attack 'sparse-l1'"),
+    (["--k", "20"], "--k is the l0 budget: add --threat l0"),
+    (["--threat", "l2"], "--threat 'l2': expected linf or l0"),
+    (["--threat", "l0", "--k", "20", "--eps", "0.1"], "--eps/--alpha set the Linf threat model"),
+])
+def test_l0_mistakes_are_one_line(checkpoint_setup, tool_error, args, fragment):
+    tmp, config = checkpoint_setup
+    err = tool_error("eval_cls", config, tmp / "epoch_1.pth", "--n-examples", 4, "--device", "cpu",
+                     "--out", tmp / "never", *args)
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert not (tmp / "never").exists()

@@ -123,3 +123,45 @@ def test_examples_outside_the_budget_are_refused():
     _check_budget(x + 8 / 255, x, THREAT)
     with pytest.raises(RuntimeError, match="left the threat model"):
         _check_budget(x + 9 / 255, x, THREAT)
+
+
+# ---- the l0 threat model --------------------------------------------------------------------------
+from nat_tasks.cls.attacks import SparseThreat  # noqa: E402
+from nat_tasks.core.sparse import SparseBudgetError, changed_locations  # noqa: E402
+
+
+def test_evaluate_under_l0_reports_every_sparse_attack_reproducibly(trained):
+    model, x, y = trained
+    names = ["clean", "spgd10", "spgd-proj10", "sparse-rs50", "saa10q50"]
+    results = evaluate(model, x, y, names, SparseThreat(k=10), batch_size=16, progress=False, log=lambda *_: None)
+    acc = {r["attack"]: r for r in results}
+    assert [r["attack"] for r in results] == names
+    assert "10 it" in acc["spgd10"]["settings"] and "50 q" in acc["sparse-rs50"]["settings"]
+    assert all(r["accuracy"] <= acc["clean"]["accuracy"] for r in results)
+    assert acc["spgd10"]["accuracy"] < acc["clean"]["accuracy"]  # the attack works here
+    for stage in ("spgd10", "spgd-proj10", "sparse-rs50"):  # same seed, same batches: sAA per example
+        assert not any(s and not t for s, t in zip(acc["saa10q50"]["flags"], acc[stage]["flags"]))
+    again = evaluate(model, x, y, ["saa10q50"], SparseThreat(k=10), batch_size=16, progress=False,
+                     log=lambda *_: None)
+    assert again[0]["flags"] == acc["saa10q50"]["flags"]  # order-independent, reproducible
+
+
+def test_l0_batches_outside_the_budget_are_refused():
+    x = torch.full((2, 3, 4, 4), 0.5)
+    x_adv = x.clone()
+    x_adv[:, :, :2, 0] = 1.0  # two locations, all channels
+    assert changed_locations(x_adv, x).tolist() == [2, 2]
+    _check_budget(x_adv, x, SparseThreat(k=2))
+    with pytest.raises(RuntimeError, match="left the l0 threat model: 2 pixel locations changed, budget k=1"):
+        _check_budget(x_adv, x, SparseThreat(k=1))
+    x_adv[0, 0, 0, 0] = 1.01
+    with pytest.raises(SparseBudgetError, match="box"):
+        _check_budget(x_adv, x, SparseThreat(k=2))
+
+
+def test_a_linf_attack_under_l0_fails_before_any_runs(trained):
+    model, x, y = trained
+    ran = []
+    with pytest.raises(NatError, match="attack 'pgd5' is an Linf attack, the threat model is L0"):
+        evaluate(model, x, y, ["spgd5", "pgd5"], SparseThreat(k=10), progress=False, log=ran.append)
+    assert ran == []

@@ -1,0 +1,29 @@
+"""What every benchmark shares: the CPU it ran on (print it with every figure: bfloat16 is fast
+only where the bf16/AMX flags exist) and a wall-clock timer that waits for CUDA."""
+import subprocess
+import time
+
+import torch
+
+
+def cpu_info():
+    """lscpu's model name and its bfloat16 / AMX flags (``None`` where lscpu is unavailable)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    return dict(model_name=fields.get("Model name", "").strip(),
+                bf16_amx_flags=sorted(f for f in flags if "bf16" in f or f.startswith("amx")))
+
+
+def timed(fn, device):
+    """Seconds ``fn()`` takes on ``device`` (CUDA work included)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
