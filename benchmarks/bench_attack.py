@@ -15,10 +15,9 @@ import statistics
 import torch
 import torchattacks
 
-from nat_tasks.cls import CLASSIFIERS, build_classifier
-from nat_tasks.cls.data import CIFAR10
+from nat_tasks.cls import CLASSIFIERS
 from nat_tasks.core.attacks import pgd
-from bench_common import cpu_info, timed  # benchmarks/ is the script folder: on sys.path
+from bench_common import cifar_model_and_batch, cpu_info, timed  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import resolve_device, tool_main
 
 EPS, ALPHA, STEPS = 8 / 255, 2 / 255, 20
@@ -35,17 +34,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-
-
 @tool_main
 def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = build_classifier(args.model, 10, mean=CIFAR10.mean, std=CIFAR10.std).to(device).eval()
-    x = torch.rand(args.batch_size, 3, 32, 32, device=device)
+    model, x = cifar_model_and_batch(args, device)
     y = torch.randint(0, 10, (args.batch_size,), device=device)
     reference = torchattacks.PGD(model, eps=EPS, alpha=ALPHA, steps=STEPS, random_start=True)
 

@@ -41,8 +41,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCES = {"pgd_at": dict(type="pgd_at"), "pgd_at_x_xadv": dict(type="pgd_at", include_clean=True)}
 
 
-
-
 def nat_overhead(repeats, batch_size, device, precisions, steps=10):
     from nat_tasks.cls import build_classifier, build_method
     from nat_tasks.core import FrozenAdversary, NastyLoss

@@ -27,3 +27,16 @@ def timed(fn, device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
+
+
+def cifar_model_and_batch(args, device):
+    """``args.model`` (random weights, CIFAR-10 normalisation) in eval mode and a random batch of
+    ``args.batch_size`` CIFAR-shaped images, after applying ``args.threads`` and seeding."""
+    from nat_tasks.cls import build_classifier
+    from nat_tasks.cls.data import CIFAR10
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = build_classifier(args.model, 10, mean=CIFAR10.mean, std=CIFAR10.std).to(device).eval()
+    return model, torch.rand(args.batch_size, 3, 32, 32, device=device)
