@@ -1,5 +1,5 @@
-"""Classification for NAT: data sets, networks, training methods, the mmengine trainer, attacks
-and evaluation.
+"""Classification for NAT: data sets, networks, training methods, the mmengine trainer, attacks,
+evaluation and the analysis figures (``analysis``).
 
 Importing this package registers the data sets, the model, the metric and the hooks in mmengine's
 registries (a config says ``custom_imports=dict(imports=['nat_tasks.cls'])``), the 'atomic_local'
@@ -11,6 +11,7 @@ from nat_tasks import runtime  # noqa: F401  (weights-only checkpoint loads; the
 
 from . import data, hooks, metric  # noqa: F401  (mmengine registrations)
 from .adversarial_classifier import AdversarialClassifier
+from .analysis import analyze_models
 from .architectures import CLASSIFIERS, Classifier, build_classifier
 from .attacks import REGISTRY as ATTACKS, ThreatModel
 from .checklist import gradient_masking_checklist
@@ -21,7 +22,7 @@ from .nasty_section import build_adversary, nasty_spec
 from .train import build_runner, last_checkpoint, load_cls_config, train
 from .weights import classifier_from_config, load_classifier_weights
 
-__all__ = ["AdversarialClassifier", "CLASSIFIERS", "Classifier", "build_classifier", "ATTACKS", "ThreatModel",
-           "gradient_masking_checklist", "evaluate", "subset_indices", "METHODS", "build_method",
+__all__ = ["analyze_models", "AdversarialClassifier", "CLASSIFIERS", "Classifier", "build_classifier", "ATTACKS",
+           "ThreatModel", "gradient_masking_checklist", "evaluate", "subset_indices", "METHODS", "build_method",
            "AdversarialAccuracy", "build_adversary", "nasty_spec", "build_runner", "last_checkpoint",
            "load_cls_config", "train", "classifier_from_config", "load_classifier_weights"]

@@ -18,7 +18,12 @@
    Student-t interval over seeds; NAT's differences to the two baselines are *paired* (same digits,
    or same seed), which is what tells a real difference from noise;
 4. writes ``results.json``, ``results.md`` and ``sparsity.png`` (sorted mean softmax
-   probabilities, the paper's Fig. 3, averaged over seeds) to the work dir and prints the tables.
+   probabilities, the paper's Fig. 3, averaged over seeds) to the work dir and prints the tables;
+5. then draws the paper's analysis figures (Figs. 3-8, ``nat_tasks.cls.analysis``) for the first
+   seed's four models on ``analysis_examples`` held-out digits (UMAP on at most 500 of them) into
+   ``<work_dir>/analysis/`` (``analysis.md``: one scalar per figure and model). It runs after every
+   result above is computed and restores the global random state, so the tables do not depend on
+   it; ``analysis_examples=0`` skips it.
 No setting of the demo was chosen by looking at its test digits. Budget knobs (``DemoSettings``)
 are set with ``--demo-options key=value``.
 """
@@ -33,12 +38,12 @@ from nat_tasks.core.errors import NatError
 from nat_tasks.core.stats import bootstrap_interval, format_interval, seed_summary
 from nat_tasks.runtime import default_device, markdown_table, select_runner_device, write_results
 
+from .analysis import analyze_models, plot_sparsity, sorted_mean_probabilities
 from .architectures import build_classifier
 from .attacks import REGISTRY, ThreatModel
 from .data import EmbeddedMNIST
 from .evaluation import evaluate, subset_indices
 from .nasty_section import nasty_spec
-from .sparsity import plot_sparsity, sorted_mean_probabilities
 from .train import last_checkpoint, load_cls_config, train
 from .weights import load_classifier_weights
 
@@ -72,6 +77,8 @@ class DemoSettings:
     n_autoattack: int = 100      # held-out digits (a subset of the n_eval) for AutoAttack
     seed: int = 0                # the first seed; run k uses seed + k
     seeds: int = 1               # independent runs (adversary included): mean ± std over seeds
+    analysis_examples: int = 200  # held-out digits for the analysis figures of the first seed (0: none)
+    analysis_umap_points: int = 500  # of those, at most this many in the UMAP figure
 
     @classmethod
     def from_options(cls, options):
@@ -83,6 +90,8 @@ class DemoSettings:
             settings = cls(**{k: types[k](v) for k, v in (options or {}).items()})
         except ValueError as err:
             raise NatError(f"bad demo option: {err}") from None
+        if settings.analysis_examples < 0 or settings.analysis_umap_points < 4:
+            raise NatError("bad demo option: analysis_examples >= 0 and analysis_umap_points >= 4 are needed")
         if settings.seeds < 1:
             raise NatError(f"bad demo option: seeds={settings.seeds} (at least 1)")
         return settings
@@ -234,4 +243,24 @@ def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
     write_results(os.path.join(work_dir, "results"), summary, "# NAT demo on embedded MNIST\n\n" + table + "\n" + notes)
     log("\n" + table + "\n" + notes + f"Wrote {work_dir}/results.json, results.md, sparsity.png "
         f"({summary['seconds']['total']:.0f} s)")
+    if s.analysis_examples:
+        _analyse(runs_by_seed[0], test, s, device_name, os.path.join(work_dir, "analysis"), log)
     return summary
+
+
+def _analyse(runs, test, s, device, out, log):
+    """The analysis figures (``nat_tasks.cls.analysis``) of one seed's models on held-out digits."""
+    start = time.perf_counter()
+    index = subset_indices(len(test), s.analysis_examples)
+    x = torch.stack([test[i]["inputs"] for i in index])
+    y = torch.tensor([test[i]["labels"] for i in index])
+    info = dict(num_classes=EmbeddedMNIST.num_classes, in_channels=EmbeddedMNIST.in_channels,
+                image_size=EmbeddedMNIST.image_size, mean=EmbeddedMNIST.mean, std=EmbeddedMNIST.std)
+    models = {label: load_classifier_weights(build_classifier("small_cnn", **info), runs[key]["checkpoint"])
+              for key, label, _, _ in MODELS}
+    attack = dict(eps=s.eps, alpha=s.eval_alpha, steps=20)
+    _, table = analyze_models(models, x, y, out, attack=attack, seed=s.seed, device=device,
+                              umap_points=s.analysis_umap_points, log=log,
+                              title=f"Analysis figures of the demo's seed-{s.seed} models ({len(x)} held-out digits)")
+    log(f"\n{table}\nWrote the analysis figures, analysis.json and analysis.md to {out} "
+        f"({time.perf_counter() - start:.1f} s)")

@@ -8,7 +8,7 @@ from nat_tasks.core.errors import NatError
 from .train_helpers import run_tool
 
 TINY = ["vanilla_epochs=1", "at_epochs=1", "warmup_epochs=1", "train_steps=1", "train_digits=300", "val_digits=50", "autoattack=apgd-ce-10",
-        "n_eval=60", "n_val_attack=10", "n_autoattack=6", "nat_tau=2"]
+        "n_eval=60", "n_val_attack=10", "n_autoattack=6", "nat_tau=2", "analysis_examples=40"]
 
 
 LABELS = ["VT (adversary)", "PGD-AT", "AT on X ∪ X' (λ=0)", "NAT"]
@@ -38,6 +38,13 @@ def test_demo_trains_evaluates_and_writes_its_results(tmp_path):
     assert (tmp_path / "sparsity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| NAT |" in proc.stdout  # the table is printed
     assert (tmp_path / "seed_0" / "nat" / "last_checkpoint").is_file()
+    # the analysis figures of the seed-0 models, after the results
+    analysis = json.loads((tmp_path / "analysis" / "analysis.json").read_text())
+    assert list(analysis["models"]) == LABELS and analysis["n_examples"] == 40
+    assert analysis["attack"] == dict(eps=0.3, alpha=0.03, steps=20)
+    for name in ("sparsity", "hyperplanes", "umap", "boundary", "weights", "runner_up"):
+        assert (tmp_path / "analysis" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| NAT |" in (tmp_path / "analysis" / "analysis.md").read_text()
 
 
 def test_demo_options_are_checked():
@@ -50,6 +57,9 @@ def test_demo_options_are_checked():
         DemoSettings.from_options({"nat_w": 0.06})
     with pytest.raises(NatError, match="bad demo option"):
         DemoSettings.from_options({"at_epochs": "many"})
+    assert DemoSettings.from_options({}).analysis_examples == 200
+    with pytest.raises(NatError, match="analysis_examples >= 0"):
+        DemoSettings.from_options({"analysis_examples": "-1"})
     with pytest.raises(NatError, match="seeds=0"):
         DemoSettings.from_options({"seeds": "0"})
 
