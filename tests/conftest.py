@@ -81,6 +81,23 @@ def tool_error(capsys):
     return run
 
 
+@pytest.fixture
+def torchrun():
+    """``torchrun(tool, *argv)``: ``tools/<tool>.py`` in 2 CPU processes under torchrun (gloo,
+    ``--launcher pytorch --device cpu`` added); asserts success and returns the combined output."""
+    import subprocess
+
+    def run(tool, *argv):
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES="", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   os.path.join(TOOLS, f"{tool}.py"), *map(str, argv), "--launcher", "pytorch", "--device", "cpu"]
+        proc = subprocess.run(command, cwd=os.path.dirname(TOOLS), env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        return proc.stdout + proc.stderr
+    return run
+
+
 # ---- a toy classifier shared by tests/core and tests/cls ------------------------------------------
 # A tiny classifier trained in about a second on a synthetic, separable image set.
 #

@@ -9,6 +9,7 @@ import os
 from nat_tasks.core.errors import NatError
 from nat_tasks.det.cli import add_runner_args, parse_runner_args
 from nat_tasks.runtime import load_config, select_runner_device, tool_main
+from nat_tasks.runtime.distributed import train_runner
 
 
 def parse_args(argv=None):
@@ -60,8 +61,7 @@ def main(argv=None):
     if cfg.model.get("nasty"):  # fail fast: a bad key or a missing adversary is one line, now
         check_files(parse_det_nasty(cfg.model.nasty))
 
-    runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    train_runner(cfg, lambda cfg: Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg))
 
 
 if __name__ == "__main__":

@@ -121,9 +121,7 @@ def _train_all(work_dir, s, seed):
                               cfg_options=options)
         if key == "nat":
             nasty = nasty_spec(cfg.model)
-        runner = train(cfg)
-        checkpoints[key] = last_checkpoint(runner.work_dir)
-        del runner
+        checkpoints[key] = last_checkpoint(train(cfg))
     return checkpoints, nasty
 
 

@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import load_config
+from nat_tasks.runtime.distributed import train_runner
 
 DATA_SPLIT_LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
@@ -49,11 +50,10 @@ def build_runner(cfg):
 
 
 def train(cfg):
-    """Train with ``cfg``; returns the runner (its ``work_dir`` holds the checkpoints and logs)."""
-    runner = build_runner(cfg)
+    """Train with ``cfg`` (one process, or under ``cfg.launcher``: see ``runtime.distributed``);
+    returns the run's work dir (checkpoints and logs)."""
     with _registry_errors():
-        runner.train()
-    return runner
+        return train_runner(cfg, build_runner)
 
 
 def last_checkpoint(work_dir):

@@ -25,7 +25,7 @@ def run(tmp_path, name, data_root, max_epochs=2, resume=False, work_dir=None, **
     path = write_config(tmp_path / f"{name}.py", data_root=data_root, **sections)
     cfg = load_cls_config(path, work_dir=work_dir or str(tmp_path / name), resume=resume,
                           cfg_options={"train_cfg.max_epochs": max_epochs})
-    return train(cfg).work_dir
+    return train(cfg)
 
 
 def scalars(work_dir):
