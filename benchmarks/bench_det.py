@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 
+from bench_common import cpu_info  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import select_runner_device, tool_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,6 +125,7 @@ def main(argv=None):
         steps = bench_training(cfg, adversary_config, checkpoint, args.iters)
         speeds = bench_test_loop(cfg, checkpoint, os.path.join(tmp, "work"))
 
+    print(f"CPU: {cpu_info()}")
     print(f"config {os.path.relpath(args.config, REPO)}, batch {args.batch_size}, "
           f"{torch.get_num_threads()} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     print(f"MTD step      {statistics.median(steps['mtd']) * 1000:8.1f} ms (median)")

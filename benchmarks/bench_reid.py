@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import torch
 
+from bench_common import cpu_info  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import default_device, setup_tool, tool_main
 
 # Benchmark names -> FrozenAdversary(precision=...): float32 is the default (the caller's precision).
@@ -155,6 +156,7 @@ def main():
                    default=["float32", "bfloat16"], help="one AMD&NAT engine per adversary precision")
     p.add_argument("--device", default=default_device())
     opts = p.parse_args()
+    print(f"CPU: {cpu_info()}")
     if opts.part in ("rank", "all"):
         bench_rank((opts.queries, opts.gallery, opts.dim))
     if opts.part in ("step", "all"):
