@@ -10,7 +10,9 @@ import torch
 from nat_tasks.cls.architectures import build_classifier
 from nat_tasks.cls.train import load_cls_config, train
 from nat_tasks.cls.weights import load_classifier_weights
+from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
+
 from .train_helpers import VAL_SIZE, write_cifar10, write_config
 
 PGD = dict(eps=4 / 255, alpha=2 / 255, steps=2)
@@ -35,7 +37,7 @@ def scalars(work_dir):
 
 
 def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return safe_load(path)["state_dict"]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def test_best_and_last_checkpoints_logs_and_no_temporary_files(straight_run):
 
 
 def checkpoint_meta(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["meta"]
+    return safe_load(path)["meta"]
 
 
 def test_checkpoints_record_the_validation_split_they_were_selected_on(straight_run):
@@ -99,7 +101,7 @@ def test_nat_adversary_is_frozen_and_not_saved(cifar, tmp_path):
     nat_dir = run(tmp_path, "nat", cifar, max_epochs=1, model=dict(
         method=dict(type="nat", **PGD),
         nasty=dict(weight=0.05, tau=4.0, adversary=dict(arch="small_cnn", checkpoint=adversary_ckpt))))
-    ckpt = torch.load(os.path.join(nat_dir, "epoch_1.pth"), map_location="cpu", weights_only=False)
+    ckpt = safe_load(os.path.join(nat_dir, "epoch_1.pth"))
     assert all(k.startswith("classifier.") for k in ckpt["state_dict"])  # no adversary inside
     n_params = len(list(build_classifier("small_cnn", 10).parameters()))
     assert len(ckpt["optimizer"]["param_groups"][0]["params"]) == n_params  # adversary not optimised

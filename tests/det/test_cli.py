@@ -6,6 +6,8 @@ import shutil
 import pytest
 import torch
 
+from nat_tasks.core.checkpoint import safe_load
+
 from .conftest import TINY_EPOCHS, build_detector, run_tool, tiny_config_text
 from .helpers import load_tool
 
@@ -52,7 +54,7 @@ def test_train_cli_mtd_nat_logs_the_nasty_loss(trained_tiny, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     log = "".join(p.read_text() for p in work_dir.rglob("*.log"))
     assert "loss_nasty" in log and "loss_cls" in log
-    saved = torch.load(work_dir / "epoch_1.pth", map_location="cpu", weights_only=False)["state_dict"]
+    saved = safe_load(work_dir / "epoch_1.pth")["state_dict"]
     assert not any("adversary" in key for key in saved)
 
 
@@ -62,9 +64,8 @@ def test_resume_reproduces_the_uninterrupted_run(trained_tiny, tmp_path):
     result = run_tool("train", config, "--work-dir", str(tmp_path), "--device", "cpu",
                       "--resume", os.path.join(work_dir, f"epoch_{half}.pth"))
     assert result.returncode == 0, result.stderr[-3000:]
-    resumed = torch.load(tmp_path / f"epoch_{TINY_EPOCHS}.pth", map_location="cpu", weights_only=False)
-    straight = torch.load(os.path.join(work_dir, f"epoch_{TINY_EPOCHS}.pth"), map_location="cpu",
-                          weights_only=False)
+    resumed = safe_load(tmp_path / f"epoch_{TINY_EPOCHS}.pth")
+    straight = safe_load(os.path.join(work_dir, f"epoch_{TINY_EPOCHS}.pth"))
     assert resumed["meta"]["epoch"] == straight["meta"]["epoch"] == TINY_EPOCHS
     for key, value in straight["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][key], value, rtol=1e-5, atol=1e-6, msg=key)

@@ -3,8 +3,8 @@ import glob
 import os
 
 import pytest
-import torch
 
+from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 from nat_tasks.reid.config import CONFIG_DIR, method_of, reid_config
 
@@ -30,7 +30,7 @@ def test_a_config_file_trains(market_root, train_reid, tmp_path):
                 "--cfg-options", f"data.root={market_root}", "data.height=32", "data.width=16",
                 "model.name=resnet18", "train.max_epoch=1", "train.batch_size=16",
                 "model.train_attack.steps=1", "device=cpu", "train.print_freq=1000"])
-    checkpoint = torch.load(tmp_path / "epoch_1.pth", map_location="cpu", weights_only=False)
+    checkpoint = safe_load(tmp_path / "epoch_1.pth")
     assert checkpoint["meta"]["method"] == "amd" and checkpoint["meta"]["model"] == "resnet18"
     assert checkpoint["meta"]["train_attack"] == {"kind": "ifgsm", "eps": 8 / 255,
                                                   "alpha": 2 / 255, "steps": 1}

@@ -3,11 +3,13 @@ import os
 
 import torch
 
+from nat_tasks.core.checkpoint import safe_load
+
 from .test_cli import one_line_error
 
 
 def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return safe_load(path)
 
 
 def test_resume_reproduces_the_uninterrupted_run(market_root, tiny_args, train_reid, tmp_path):
