@@ -47,7 +47,6 @@ def bernoulli_nasty_kl(target_logits, adversary_logits, tau, through_adversary=F
 
 
 _KL_BY_KIND = {"softmax": nasty_kl, "sigmoid": bernoulli_nasty_kl}
-KINDS = tuple(_KL_BY_KIND)
 # NAT's defaults, the same in every task: w = 0.006 from the paper's text; tau = 4 from Nasty
 # Teacher's CIFAR-10 code (the paper gives no tau). The paper is ambiguous about both (its Fig. 2
 # finds w = 0.06 best; Nasty Teacher used 0.04 / tau 4 and 0.005 / tau 20), so both are config keys.
