@@ -125,26 +125,25 @@ class DetectionAttack(Attack):
         return f"eps {config.eps:g}, {config.steps} steps of {config.alpha:g}, {start}"
 
 
-@register("cls", "A_cls")
-class ClassificationPGD(DetectionAttack):
-    """A_cls: PGD on the head's classification loss."""
+class TaskPGD(DetectionAttack):
+    """PGD on one of the head's own losses (``task``: ``'cls'`` or ``'loc'``, see ``TaskLosses``)."""
+    task = loss_name = None
 
     def perturb(self, losses, pixels, area):
-        return self._pgd(losses.task("cls"), pixels, area)
+        return self._pgd(losses.task(self.task), pixels, area)
 
     def describe(self):
-        return f"A_cls: Linf PGD on the classification loss, {self._pgd_text()}"
+        return f"{self.column}: Linf PGD on the {self.loss_name} loss, {self._pgd_text()}"
+
+
+@register("cls", "A_cls")
+class ClassificationPGD(TaskPGD):
+    task, loss_name = "cls", "classification"
 
 
 @register("loc", "A_loc")
-class LocalisationPGD(DetectionAttack):
-    """A_loc: PGD on the head's localisation loss."""
-
-    def perturb(self, losses, pixels, area):
-        return self._pgd(losses.task("loc"), pixels, area)
-
-    def describe(self):
-        return f"A_loc: Linf PGD on the localisation loss, {self._pgd_text()}"
+class LocalisationPGD(TaskPGD):
+    task, loss_name = "loc", "localisation"
 
 
 @register("dag", "DAG")

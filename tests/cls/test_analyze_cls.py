@@ -48,6 +48,14 @@ def test_the_tool_writes_every_figure_and_the_scalars_of_each_model(setup, tmp_p
     assert report["attack"] == dict(eps=8 / 255, alpha=2 / 255, steps=2)  # the config's val_attack, --steps
     for entry in report["models"].values():
         assert len(entry["weight_gaps"]) == 10 and len(entry["umap"]) == 20 and entry["feature_dim"] == 128
+    # The numbers are each checkpoint's own: the gaps of its final layer's rows, ||w_i - w_j||.
+    for label, path in (("AT", tmp / "epoch_1.pth"), ("NAT", tmp / "plain.pth")):
+        state = torch.load(path, weights_only=True)
+        state = state.get("state_dict", state)
+        weight = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2][-1]
+        expected = torch.cdist(weight.double(), weight.double())
+        torch.testing.assert_close(torch.tensor(report["models"][label]["weight_gaps"], dtype=torch.float64),
+                                   expected, rtol=1e-5, atol=1e-6)
     markdown = (out / "analysis.md").read_text()
     assert "| AT |" in markdown and "| NAT |" in markdown and "feature silhouette" in markdown
     assert "| NAT |" in captured.out

@@ -1,29 +1,23 @@
 """What the sparse attacks share: per-sample losses and batch-independent random streams."""
 import torch
-import torch.nn.functional as F
 
+from ..attacks import ce_loss, cw_margin_loss
 from ..errors import NatError
 
 
 def margin(logits, y):
-    """``z_y - max_{j != y} z_j`` per sample (negative: misclassified)."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf"))
-    return true - others.max(dim=1).values
-
-
-def ce(logits, y):
-    return F.cross_entropy(logits, y, reduction="none")
+    """``z_y - max_{j != y} z_j`` per sample (negative: misclassified): minus the CW margin loss."""
+    return -cw_margin_loss(logits, y)
 
 
 def adaptive(logits, y, threshold=0.5):
     """sPGD's evaluation loss (CityU-MLO/sPGD autoattack/spgd.py): CE where the logit margin is at
     least ``threshold``, the negative margin ``max_{j != y} z_j - z_y`` below it."""
     gap = margin(logits, y)
-    return torch.where(gap.detach() < threshold, -gap, ce(logits, y))
+    return torch.where(gap.detach() < threshold, -gap, ce_loss(logits, y))
 
 
-SPGD_LOSSES = {"ce": ce, "adaptive": adaptive}
+SPGD_LOSSES = {"ce": ce_loss, "adaptive": adaptive}
 
 
 def spgd_loss(name):
