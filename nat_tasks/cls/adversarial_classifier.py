@@ -1,7 +1,8 @@
 """The mmengine model of the classification trainer.
 
 ``AdversarialClassifier.forward(inputs, labels, mode)``:
-- ``'loss'``: runs the configured method (``methods.py``) on the batch. mmengine's DDP wrapper also
+- ``'loss'``: runs the configured method (``methods/``) on the batch (with the batch's ``index``
+  when the method takes it). mmengine's DDP wrapper also
   calls ``forward(mode='loss')``, so one process and DDP run the same code, attack included.
 - ``'predict'``: clean predictions for every sample, plus PGD predictions for the first
   ``val_attack['n_examples']`` samples of each validation run (split over the ranks; the val
@@ -15,8 +16,14 @@ The network is the ``classifier`` submodule (an ``architectures.Classifier``: [0
 normalisation inside), so checkpoint keys are ``classifier.*``. NAT's adversary
 (``model.nasty``, ``nasty_section.py``) is a ``FrozenAdversary``: it owns no parameters or
 buffers, so it is absent from the optimizer, DDP and the saved checkpoint.
+
+Other context a method needs comes from a config section registered with ``register_section``
+(``model.<name>=dict(...)``, built once per run). A context object that is a module with state
+(parameters or buffers) is kept under ``method_state.<name>``: saved in checkpoints and restored
+by ``--resume``.
 """
 import torch
+from torch import nn
 from mmengine.dist import get_world_size
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
@@ -27,6 +34,15 @@ from nat_tasks.core.errors import NatError, check_eps, check_finite
 from .architectures import build_classifier
 from .methods import build_method
 from .nasty_section import build_adversary, nasty_spec
+
+# model.<name> -> builder(section_cfg, data_info) -> dict of named context objects for the method
+SECTIONS = {}
+
+
+def register_section(name, builder):
+    """Let configs say ``model.<name>=dict(...)``: ``builder(section, data_info)`` returns the
+    context objects (``{name: object}``) the section offers to methods."""
+    SECTIONS[name] = builder
 
 
 @MODELS.register_module()
@@ -45,21 +61,27 @@ class AdversarialClassifier(BaseModel):
                  nasty=None, val_attack=None, data_preprocessor=None, init_cfg=None, **unknown):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         spec = nasty_spec(dict(unknown, method=method, nasty=nasty))  # first: names a moved key
+        sections = {key: unknown.pop(key) for key in list(unknown) if key in SECTIONS}
         if unknown:
             raise NatError(f"unknown key model.{sorted(unknown)[0]}")
         data_info = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
                          mean=mean, std=std)
         self.classifier = build_classifier(arch, **data_info)
         self.adversary = build_adversary(spec, data_info) if spec is not None else None
-        self.method = build_method(method, adversary=self.adversary,
-                                   nasty_loss=spec.loss() if spec is not None else None)
+        context = dict(adversary=self.adversary, nasty_loss=spec.loss() if spec is not None else None)
+        for key, section in sections.items():
+            context.update(SECTIONS[key](section, data_info))
+        self.method = build_method(method, **context)
+        self.method_state = nn.ModuleDict({
+            name: obj for name, obj in self.method.context.items()
+            if isinstance(obj, nn.Module) and any(True for _ in obj.state_dict())})
         self.val_attack = {**dict(eps=8 / 255, alpha=2 / 255, steps=10, n_examples=1000), **(val_attack or {})}
         check_eps(self.val_attack["eps"], what="val_attack eps")
         self._val_attack_left = 0
 
-    def forward(self, inputs, labels=None, mode="tensor"):
+    def forward(self, inputs, labels=None, index=None, mode="tensor"):
         if mode == "loss":
-            return self.method(self.classifier, inputs, labels)
+            return self.method(self.classifier, inputs, labels, index=index)
         if mode == "predict":
             return self.predict(inputs, labels)
         if mode == "tensor":

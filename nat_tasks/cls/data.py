@@ -1,6 +1,7 @@
 """Classification data sets read from their usual on-disk formats; never downloaded.
 
-Every sample is ``dict(inputs=<float32 CxHxW tensor in [0, 1]>, labels=<int>)``: no normalisation
+Every sample is ``dict(inputs=<float32 CxHxW tensor in [0, 1]>, labels=<int>, index=<int>)`` (``index``:
+the sample's position in its split, for methods with per-example state): no normalisation
 here, models normalise inside (RobustBench style) so attacks and budgets stay in pixel units.
 Each class exposes ``num_classes``, ``in_channels``, ``image_size``, ``mean`` and ``std`` (the
 per-dataset constants the model's ``Normalize`` layer uses). All are registered in mmengine's
@@ -102,7 +103,7 @@ class InMemoryImages(Dataset):
         image = torch.from_numpy(self.images[index]).permute(2, 0, 1).float().div_(255)
         if self.augment is not None:
             image = self.augment(image)
-        return dict(inputs=image, labels=int(self.labels[index]))
+        return dict(inputs=image, labels=int(self.labels[index]), index=index)
 
 
 # ---- CIFAR-10 / CIFAR-100: the torchvision python pickle format ---------------------------------
@@ -297,7 +298,7 @@ class ImageNet100(Dataset):
 
     def __getitem__(self, index):
         image, label = self.folder[self.index[index]]
-        return dict(inputs=image, labels=label)
+        return dict(inputs=image, labels=label, index=index)
 
 
 # ---- model selection: which split picks the best checkpoint --------------------------------------

@@ -3,7 +3,8 @@ trained model, the config's ``model.nasty`` reaches the method, validation count
 import pytest
 import torch
 
-from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
+from nat_tasks.cls import methods
+from nat_tasks.cls.adversarial_classifier import SECTIONS, AdversarialClassifier, register_section
 from nat_tasks.cls.architectures import build_classifier
 from nat_tasks.cls.metric import AdversarialAccuracy
 from nat_tasks.core.errors import NatError
@@ -58,6 +59,40 @@ def test_old_and_unknown_keys_are_one_line(kwargs, message):
     with pytest.raises(NatError) as err:
         make_model(**kwargs)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+class Counter(torch.nn.Module):
+    """A stateful context object: counts the examples each index was trained on."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.register_buffer("seen", torch.zeros(size))
+
+
+@pytest.fixture
+def counting_section():
+    """``model.counter=dict(size=N)`` offering ``counter`` to a method ``counting`` (one test)."""
+    methods.register_context("counter", "model.counter=dict(size=...)")
+    register_section("counter", lambda section, data_info: dict(counter=Counter(section["size"])))
+
+    @methods.register_method("counting")
+    def counting(model, x, y, *, counter, index):
+        counter.seen[index] += 1
+        return dict(loss_ce=torch.nn.functional.cross_entropy(model(x), y))
+    yield
+    del SECTIONS["counter"], methods.METHODS["counting"], methods.registry.CONTEXT_SECTIONS["counter"]
+
+
+def test_a_section_offers_its_context_and_its_state_is_checkpointed(counting_section):
+    model = make_model(dict(type="counting"), counter=dict(size=5))
+    x, y = torch.rand(2, 3, 32, 32), torch.tensor([1, 2])
+    model(x, y, index=torch.tensor([1, 3]), mode="loss")
+    assert model.state_dict()["method_state.counter.seen"].tolist() == [0, 1, 0, 1, 0]
+    fresh = make_model(dict(type="counting"), counter=dict(size=5))
+    fresh.load_state_dict(model.state_dict())  # what --resume does
+    assert fresh.method.context["counter"].seen.tolist() == [0, 1, 0, 1, 0]
+    with pytest.raises(NatError, match=r"method counting needs model.counter=dict\(size=...\)"):
+        make_model(dict(type="counting"))
 
 
 def test_nan_loss_is_a_clear_error():

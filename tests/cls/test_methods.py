@@ -3,10 +3,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.methods import METHODS, build_method
+from nat_tasks.cls.methods import METHODS, build_method, register_method
 from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.attacks import pgd, projected_gradient_ascent
 from nat_tasks.core.errors import NatError
@@ -188,7 +189,7 @@ def test_methods_without_a_nasty_term_ignore_it():
     assert method.context == {}
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", ["vanilla", "pgd_at", "trades", "nat"])
 def test_a_few_steps_lower_the_loss(name):
     torch.manual_seed(0)
     images, labels = learnable_images(20, seed=0)
@@ -209,3 +210,23 @@ def test_a_few_steps_lower_the_loss(name):
         total().backward()
         optimizer.step()
     assert total().item() < 0.8 * first
+
+
+@pytest.fixture
+def indexed_method():
+    """A method that takes the batch's ``index`` (as per-example state does), registered for one test."""
+    @register_method("indexed_for_test")
+    def indexed(model, x, y, *, index):
+        return dict(loss_ce=F.cross_entropy(model(x), y), index_seen=index.float().sum())
+    yield "indexed_for_test"
+    del METHODS["indexed_for_test"]
+
+
+def test_a_method_that_declares_index_gets_the_batch_index(indexed_method):
+    method = build_method(dict(type=indexed_method))
+    assert method.batch_keys == ("index",)
+    assert method(target(), X, Y, index=torch.tensor([4, 5, 6]))["index_seen"].item() == 15
+    with pytest.raises(NatError, match="needs the batch's 'index'"):
+        method(target(), X, Y)
+    # methods that do not declare it never see it
+    assert build_method(dict(type="vanilla"))(target(), X, Y, index=torch.tensor([1, 2, 3])).keys() == {"loss_ce"}

@@ -1,0 +1,18 @@
+"""Training methods: each is ONE loss function with its inner attack (the style of TRADES' code).
+
+A method has the signature ``method(model, x, y, **settings) -> dict`` of named terms (settings,
+context objects and per-batch extras: ``registry.py``). Terms whose
+name contains ``loss`` are summed into the training loss (mmengine's convention) and every term is
+logged on its own; the other entries (``ce_clean``, ``ce_adv``) are detached diagnostics. ``x`` is
+a batch of [0, 1] images, ``model`` takes [0, 1] images (it normalises inside), budgets are in
+pixel units. A config selects one by name: ``method=dict(type='nat', eps=8/255, ...)``.
+
+Inner attacks are crafted with the model in eval mode and the mode restored afterwards (as in the
+TRADES reference code): the attack then sees the network that evaluation sees, BatchNorm running
+statistics are not updated by the attack's forward passes, and dropout does not randomise the
+gradient. The loss forward itself runs in the caller's (train) mode.
+"""
+from .registry import METHODS, Method, build_method, register_context, register_method
+from . import standard  # noqa: F401,E402  (registers vanilla, pgd_at, trades, nat)
+
+__all__ = ["METHODS", "Method", "build_method", "register_context", "register_method"]
