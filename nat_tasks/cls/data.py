@@ -12,7 +12,12 @@ data (``val_size`` images, stratified, drawn with ``seed``) and ``'train'`` excl
 best checkpoint is selected on images that are neither trained on nor reported on.
 ``val_size=0`` is the old behaviour: ``'train'`` is the whole training set and ``'val'`` reads the
 test split; such a run is "test-selected" (``selection_label``).
+
+CIFAR-10/100's ``'train'`` split can append generated images (``generated``: ``.npz`` files of
+Wang et al. 2023, see ``generated_data``), mixed per batch by ``GeneratedMixBatchSampler``;
+validation is still carved from the real images only.
 """
+import collections
 import functools
 import inspect
 import os
@@ -25,6 +30,8 @@ from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
 from nat_tasks.core.errors import NatError
+
+from .generated_data import GeneratedImages
 
 
 SPLITS = ("train", "val", "test")
@@ -88,22 +95,30 @@ class InMemoryImages(Dataset):
     crop_padding = 4
     flip = True
 
-    def __init__(self, images, labels, augment=False):
+    def __init__(self, images, labels, augment=False, generated=None):
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64)
+        # generated images (a GeneratedImages) follow the real ones: indices num_real, num_real + 1, ...
+        self.generated = generated
+        self.num_real, self.num_generated = len(self.labels), len(generated) if generated is not None else 0
         steps = [transforms.RandomCrop(self.image_size, padding=self.crop_padding)]
         if self.flip:
             steps.append(transforms.RandomHorizontalFlip())
         self.augment = transforms.Compose(steps) if augment else None
 
     def __len__(self):
-        return len(self.labels)
+        return self.num_real + self.num_generated
 
     def __getitem__(self, index):
-        image = torch.from_numpy(self.images[index]).permute(2, 0, 1).float().div_(255)
+        if index < self.num_real:
+            pixels, label = self.images[index], self.labels[index]
+        else:  # np.array: a copy, since a read-only memory map cannot back a tensor
+            pixels = np.array(self.generated.image(index - self.num_real))
+            label = self.generated.labels[index - self.num_real]
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255)
         if self.augment is not None:
             image = self.augment(image)
-        return dict(inputs=image, labels=int(self.labels[index]), index=index)
+        return dict(inputs=image, labels=int(label), index=index)
 
 
 # ---- CIFAR-10 / CIFAR-100: the torchvision python pickle format ---------------------------------
@@ -145,8 +160,12 @@ class _CIFAR(InMemoryImages):
     in_channels, image_size = 3, 32
     folder = train_files = test_files = label_key = layout = None  # set by subclasses
 
-    def __init__(self, data_root, split="train", augment=False, val_size=1000, seed=0):
+    def __init__(self, data_root, split="train", augment=False, val_size=1000, seed=0, generated=None,
+                 generated_take=None):
         self.split = resolve_split(split, val_size, type(self).__name__)
+        if generated is not None and self.split != "train":
+            raise NatError(f"{type(self).__name__} generated images join split='train' only, got split={split!r}: "
+                           "validation and test stay real")
         root = self._batches_folder(data_root)
         images, labels = [], []
         for name in self.test_files if self.split == "test" else self.train_files:
@@ -160,7 +179,9 @@ class _CIFAR(InMemoryImages):
         index, self.held_out = carve(labels, self.split, val_size, seed, type(self).__name__)
         # NHWC, contiguous: one cheap permute per item.
         images = np.ascontiguousarray(np.concatenate(images)[index].transpose(0, 2, 3, 1))
-        super().__init__(images, np.asarray(labels)[index], augment=augment)
+        if generated is not None:
+            generated = GeneratedImages(generated, self.num_classes, self.image_size, take=generated_take, seed=seed)
+        super().__init__(images, np.asarray(labels)[index], augment=augment, generated=generated)
 
     def _is_batch(self, batch):
         return (isinstance(batch, dict) and self.label_key in batch and np.ndim(batch.get("data")) == 2
@@ -246,20 +267,54 @@ class EmbeddedMNIST(InMemoryImages):
 
 # ---- ImageNet100: an ImageFolder tree ------------------------------------------------------------
 
+def read_class_list(path):
+    """The wnids of a class-list file: one per line; blank lines and ``#`` comments are skipped."""
+    try:
+        with open(path) as f:
+            wnids = [line.split("#", 1)[0].strip() for line in f]
+    except OSError as err:
+        raise NatError(f"cannot read ImageNet class list {path}: {err.strerror}") from None
+    wnids = [w for w in wnids if w]
+    repeated = sorted(w for w, n in collections.Counter(wnids).items() if n > 1)
+    if not wnids or repeated:
+        problem = f"repeats {repeated[:3]}" if repeated else "lists no wnid"
+        raise NatError(f"ImageNet class list {path} {problem}: expected one wnid (e.g. n01440764) per line")
+    return wnids
+
+
+class _ListedImageFolder(datasets.ImageFolder):
+    """An ImageFolder restricted to the class folders ``wnids``, labelled in sorted wnid order (the
+    order an ImageFolder of a tree cut to those classes gives, so checkpoints of both agree)."""
+
+    def __init__(self, root, wnids, list_path, **kwargs):
+        self.wnids, self.list_path = sorted(wnids), list_path
+        super().__init__(root, **kwargs)
+
+    def find_classes(self, directory):
+        missing = [w for w in self.wnids if not os.path.isdir(os.path.join(directory, w))]
+        if missing:
+            raise NatError(f"ImageNet100: {len(missing)} class(es) of {self.list_path} missing from {directory} "
+                           f"(e.g. {missing[:3]}): expected {directory}/<wnid>/ for every listed wnid")
+        return self.wnids, {w: i for i, w in enumerate(self.wnids)}
+
+
 @DATASETS.register_module()
 class ImageNet100(Dataset):
     """``<data_root>/train/<wnid>/*.JPEG`` and ``<data_root>/val/<wnid>/*`` (``split='test'`` reads val/).
 
     ``split='val'`` is ``val_size`` images carved from train/ (default 5000: 50 per class of 100).
     Train: RandomResizedCrop + flip when ``augment``; otherwise resize to 256/224 of ``image_size``,
-    then centre crop. ``num_classes`` comes from the tree.
+    then centre crop. ``num_classes`` comes from the tree, or from ``class_list``: a file of wnids
+    (one per line, e.g. ``configs/cls/_base_/datasets/imagenet100_cmc_classes.txt``) that selects
+    those classes of a full ImageNet tree with the same layout; labels follow sorted wnid order.
     """
 
     in_channels = 3
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     LAYOUT = "expected <root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/* (an ImageFolder tree)"
 
-    def __init__(self, data_root, split="train", augment=False, image_size=224, val_size=5000, seed=0):
+    def __init__(self, data_root, split="train", augment=False, image_size=224, val_size=5000, seed=0,
+                 class_list=None):
         self.split = resolve_split(split, val_size, "ImageNet100")
         folder = os.path.join(data_root, "val" if self.split == "test" else "train")
         if not os.path.isdir(folder):
@@ -269,11 +324,16 @@ class ImageNet100(Dataset):
             steps = [transforms.RandomResizedCrop(self.image_size), transforms.RandomHorizontalFlip()]
         else:
             steps = [transforms.Resize(round(self.image_size * 256 / 224)), transforms.CenterCrop(self.image_size)]
+        transform = transforms.Compose(steps + [transforms.ToTensor()])
         try:
-            self.folder = datasets.ImageFolder(folder, transform=transforms.Compose(steps + [transforms.ToTensor()]))
+            if class_list is None:
+                self.folder = datasets.ImageFolder(folder, transform=transform)
+            else:
+                self.folder = _ListedImageFolder(folder, read_class_list(class_list), class_list, transform=transform)
         except (FileNotFoundError, OSError) as err:
             raise NatError(f"ImageNet100 folder {folder} is malformed ({err}): {self.LAYOUT}") from None
-        self._check_same_classes_as_train(data_root)
+        if class_list is None:  # listed classes are looked up by name in train/ and val/ alike
+            self._check_same_classes_as_train(data_root)
         targets = np.asarray(self.folder.targets, dtype=np.int64)
         self.index, self.held_out = carve(targets, self.split, val_size, seed, "ImageNet100")
         self.labels = targets[self.index]
