@@ -233,21 +233,22 @@ class Square(_PyAutoAttack):
 @REGISTRY.register(r"transfer-(?P<base>.+)", "transfer-<fgsm|pgd<k>[x<r>]|cw[<k>]>")
 class Transfer(Attack):
     """``transfer-<attack>``: ``attack`` crafted on the surrogate model, counted on the evaluated
-    one (black-box transfer). ``run``: what the base attack takes from the run (its threat model)."""
+    one (black-box transfer). ``source``: the surrogate's name in ``describe()``. ``run``: what
+    the base attack takes from the run (its threat model)."""
     TRANSFERABLE = (FGSM, PGD, CW)
 
-    def __init__(self, base, *, surrogate, **run):
+    def __init__(self, base, *, surrogate, source="the surrogate", **run):
         if REGISTRY.match(base)[0] not in self.TRANSFERABLE:
             raise NatError(f"unknown classification attack 'transfer-{base}': only fgsm, pgd<k>[x<r>] "
                            "and cw[<k>] transfer")
-        self.attack, self.surrogate = REGISTRY.build(base, **run), surrogate
+        self.attack, self.surrogate, self.source = REGISTRY.build(base, **run), surrogate, source
         self.column = f"transfer {self.attack.column}"
 
     def __call__(self, model, x, y):
         return self.attack(self.surrogate, x, y)
 
     def describe(self):
-        return f"{self.attack.describe()}, crafted on the surrogate (transfer)"
+        return f"{self.attack.describe()}, crafted on {self.source} (transfer)"
 
 
 class _Sparse(Attack):

@@ -15,6 +15,8 @@ import os
 
 import torch
 import torch.distributed as dist
+from mmengine.config import ConfigDict
+from mmengine.dist import init_dist
 
 from nat_tasks.core.errors import NatError
 
@@ -72,3 +74,23 @@ def _prepare(cfg):
     if own_group:
         dist.init_process_group("gloo")
     return own_group
+
+
+@contextlib.contextmanager
+def process_group(launcher):
+    """For a tool without an mmengine runner (evaluation): run a block in the process group of
+    ``launcher`` (``'none'``: no group). On CPUs ``distributed`` sets up gloo; on GPUs, where a
+    runner would set up nccl, mmengine's ``init_dist`` does it here (one GPU per process,
+    ``LOCAL_RANK``). The group is torn down at the end."""
+    cfg = ConfigDict(launcher=launcher, env_cfg=dict(dist_cfg=dict()))  # where ``distributed`` puts the backend
+    with distributed(cfg):
+        own_group = launcher != "none" and not dist.is_initialized()
+        if own_group:
+            init_dist(launcher, backend=cfg.env_cfg.dist_cfg.backend)
+        try:
+            yield
+            if own_group:
+                dist.barrier()
+        finally:
+            if own_group and dist.is_initialized():
+                dist.destroy_process_group()

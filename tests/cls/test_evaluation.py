@@ -133,15 +133,15 @@ from nat_tasks.core.sparse import SparseBudgetError, changed_locations  # noqa: 
 def test_evaluate_under_l0_reports_every_sparse_attack_reproducibly(trained):
     model, x, y = trained
     names = ["clean", "spgd10", "spgd-proj10", "sparse-rs50", "saa10q50"]
-    results = evaluate(model, x, y, names, SparseThreat(k=10), batch_size=16, progress=False, log=lambda *_: None)
+    results = evaluate(model, x, y, names, SparseThreat(k=20), batch_size=16, progress=False, log=lambda *_: None)
     acc = {r["attack"]: r for r in results}
     assert [r["attack"] for r in results] == names
     assert "10 it" in acc["spgd10"]["settings"] and "50 q" in acc["sparse-rs50"]["settings"]
     assert all(r["accuracy"] <= acc["clean"]["accuracy"] for r in results)
-    assert acc["spgd10"]["accuracy"] < acc["clean"]["accuracy"]  # the attack works here
+    assert acc["spgd10"]["accuracy"] < acc["clean"]["accuracy"]  # the attack works here (k=10 breaks 0-2 of 40: seed luck)
     for stage in ("spgd10", "spgd-proj10", "sparse-rs50"):  # same seed, same batches: sAA per example
         assert not any(s and not t for s, t in zip(acc["saa10q50"]["flags"], acc[stage]["flags"]))
-    again = evaluate(model, x, y, ["saa10q50"], SparseThreat(k=10), batch_size=16, progress=False,
+    again = evaluate(model, x, y, ["saa10q50"], SparseThreat(k=20), batch_size=16, progress=False,
                      log=lambda *_: None)
     assert again[0]["flags"] == acc["saa10q50"]["flags"]  # order-independent, reproducible
 
