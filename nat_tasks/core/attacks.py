@@ -14,6 +14,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from .attack_tape import replayable
 from .errors import NatError
 from .nasty import NastyLoss
 
@@ -74,6 +75,7 @@ def _project(x_adv, x, eps, norm, bounds):
     return torch.clamp(x + delta, *bounds)
 
 
+@replayable  # a wrapper may replay the examples instead of attacking again (attack_tape.py)
 def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", random_start=True,
                               bounds=(0.0, 1.0), restarts=1, is_success=None, early_stop=False,
                               step_rule=None, mask=None):

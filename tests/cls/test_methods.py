@@ -163,7 +163,7 @@ def test_adversary_gets_no_gradient():
 
 
 @pytest.mark.parametrize("cfg,message", [
-    (dict(type="mart"), "unknown method 'mart'"),
+    (dict(type="no_such_method"), "unknown method 'no_such_method'"),
     (dict(type="pgd_at", eps=1.5, alpha=0.1, steps=2), "eps=1.5 is outside [0,"),
     (dict(type="pgd_at", eps=-0.1, alpha=0.1, steps=2), "eps=-0.1 is outside [0,"),
     (dict(type="pgd_at", eps=0.1, alpha=0.1, steps=0), "steps must be a positive integer"),

@@ -29,7 +29,7 @@ def test_missing_data_root_names_the_expected_layout(setup, tmp_path):
 
 @pytest.mark.parametrize("options,fragment", [
     (["model.arch=resnet999"], "unknown classifier 'resnet999'"),
-    (["model.method.type=mart"], "unknown method 'mart'"),
+    (["model.method.type=no_such_method"], "unknown method 'no_such_method'"),
     (["model.method.eps=1.5"], "eps=1.5 is outside [0,"),
 ])
 def test_bad_config_values(setup, tmp_path, options, fragment):

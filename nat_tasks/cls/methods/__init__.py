@@ -14,5 +14,6 @@ gradient. The loss forward itself runs in the caller's (train) mode.
 """
 from .registry import METHODS, Method, build_method, register_context, register_method
 from . import standard  # noqa: F401,E402  (registers vanilla, pgd_at, trades, nat)
+from . import mart, regularizers, awp  # noqa: F401,E402  (mart; nt, at_lasso/emr/nnr/mixup; *_awp)
 
 __all__ = ["METHODS", "Method", "build_method", "register_context", "register_method"]
