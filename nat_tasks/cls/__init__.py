@@ -10,6 +10,7 @@ checkpoint backend, and makes every checkpoint load weights-only (``nat_tasks.ru
 from nat_tasks import runtime  # noqa: F401  (weights-only checkpoint loads; the 'atomic_local' backend)
 
 from . import data, hooks, metric  # noqa: F401  (mmengine registrations)
+from . import sam  # noqa: F401  (the SAMOptimWrapper)
 from .adversarial_classifier import AdversarialClassifier
 from .analysis import analyze_models
 from .architectures import CLASSIFIERS, Classifier, build_classifier

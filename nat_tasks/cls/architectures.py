@@ -4,7 +4,23 @@
 backbone as ``Classifier(normalize, net)``: attacks and budgets stay in pixel units and the
 ``state_dict`` keys are ``normalize.*`` and ``net.*`` for every architecture. Weights are always
 randomly initialised (never downloaded). Small inputs (``image_size <= 64``, CIFAR/MNIST) get the
-usual CIFAR stem on ImageNet architectures: a 3x3 stride-1 first conv and no max-pool.
+CIFAR versions of kuangliu/pytorch-cifar, the definitions adversarial-robustness code bases copy
+(RSLAD's MobileNetV2, whose numbers Table 5 quotes, is that one), layer for layer and parameter for
+parameter:
+
+- ResNet-18/34/50: torchvision's with a 3x3 stride-1 first conv and no max-pool (11,173,962 /
+  21,282,122 / 23,520,842 parameters for 10 classes, as the CIFAR versions);
+- DenseNet-121: growth 32, a 3x3 stride-1 first conv straight into the first dense block (no
+  BN-ReLU, no pool after it: torchvision's ``norm0``/``relu0``/``pool0`` are removed), 6,956,298;
+- MobileNetV2: ours (``CifarMobileNetV2``): stride 1 in the stem and in the 24-channel stage, a
+  1x1 conv + BN shortcut on stride-1 blocks whose width changes, ReLU, 2,296,922; torchvision's
+  strides leave a 2x2 map at 32 px, this one 4x4;
+- VGG-11: conv3x3 (with bias) + BN + ReLU, five max-pools, one linear layer on 512 features,
+  9,231,114 (global average pooling first, so larger inputs work too).
+
+Large inputs keep the ImageNet stems (torchvision's networks; VGG-11 stays the CIFAR one).
+``robustbench:<dataset>/<threat_model>/<name>`` names a RobustBench model-zoo definition
+(``robustbench_models.py``).
 """
 from torch import nn
 from torchvision import models as tv
@@ -108,23 +124,91 @@ def _resnet(builder):
     return build
 
 
-def mobilenet_v2(num_classes, in_channels, image_size):
-    net = tv.mobilenet_v2(weights=None, num_classes=num_classes)
-    stride = 1 if image_size <= SMALL_INPUT else 2
-    stem = net.features[0][0]
-    net.features[0][0] = nn.Conv2d(in_channels, stem.out_channels, 3, stride, 1, bias=False)
-    return net
-
-
 def densenet121(num_classes, in_channels, image_size):
     net = tv.densenet121(weights=None, num_classes=num_classes)
     width = net.features.conv0.out_channels
     if image_size <= SMALL_INPUT:
         net.features.conv0 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
-        net.features.pool0 = nn.Identity()
+        # the CIFAR DenseNet's stem conv feeds the first dense block directly (which starts with BN-ReLU)
+        net.features.norm0 = net.features.relu0 = net.features.pool0 = nn.Identity()
     elif in_channels != 3:
         net.features.conv0 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
     return net
+
+
+# ---- MobileNetV2 and VGG-11 as CIFAR code bases define them -------------------------------------
+
+class InvertedResidual(nn.Module):
+    """1x1 expand, 3x3 depthwise (strided), 1x1 project (linear); a shortcut on stride-1 blocks,
+    through a 1x1 conv + BN when the width changes (the CIFAR version's choice)."""
+
+    def __init__(self, in_planes, out_planes, expansion, stride):
+        super().__init__()
+        planes = expansion * in_planes
+
+        def conv_bn(c_in, c_out, kernel, stride=1, groups=1):
+            return [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+                    nn.BatchNorm2d(c_out)]
+
+        self.body = nn.Sequential(*conv_bn(in_planes, planes, 1), nn.ReLU(inplace=True),
+                                  *conv_bn(planes, planes, 3, stride, groups=planes), nn.ReLU(inplace=True),
+                                  *conv_bn(planes, out_planes, 1))
+        self.shortcut = None
+        if stride == 1:
+            self.shortcut = nn.Identity() if in_planes == out_planes else nn.Sequential(*conv_bn(in_planes, out_planes, 1))
+
+    def forward(self, x):
+        out = self.body(x)
+        return out if self.shortcut is None else out + self.shortcut(x)
+
+
+class CifarMobileNetV2(nn.Module):
+    # (expansion, width, blocks, stride of the first block); the 24-channel stage keeps the
+    # resolution (ImageNet: stride 2), as does the stem, so 32 px end at 4x4
+    STAGES = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+              (6, 320, 1, 1))
+
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        layers, in_planes = [nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32),
+                             nn.ReLU(inplace=True)], 32
+        for expansion, width, blocks, stride in self.STAGES:
+            for i in range(blocks):
+                layers.append(InvertedResidual(in_planes, width, expansion, stride if i == 0 else 1))
+                in_planes = width
+        layers += [nn.Conv2d(in_planes, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU(inplace=True),
+                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(1280, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+def mobilenet_v2(num_classes, in_channels, image_size):
+    if image_size <= SMALL_INPUT:
+        return CifarMobileNetV2(num_classes, in_channels)
+    net = tv.mobilenet_v2(weights=None, num_classes=num_classes)
+    if in_channels != 3:
+        stem = net.features[0][0]
+        net.features[0][0] = nn.Conv2d(in_channels, stem.out_channels, 3, 2, 1, bias=False)
+    return net
+
+
+VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+def vgg11(num_classes, in_channels, image_size):
+    """VGG-11 with BN, CIFAR version: conv3x3 (bias) + BN + ReLU, max-pools, one linear layer."""
+    layers, c_in = [], in_channels
+    for c_out in VGG11:
+        if c_out == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            c_in = c_out
+    # 1x1 after five pools at 32 px (where this pool is the identity); any larger input works too
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes))
 
 
 def vit_small(num_classes, in_channels, image_size, patch_size=16):
@@ -146,17 +230,24 @@ CLASSIFIERS = {
     "mobilenet_v2": mobilenet_v2,
     "resnet50": _resnet(tv.resnet50),
     "densenet121": densenet121,
+    "resnet34": _resnet(tv.resnet34),
+    "vgg11": vgg11,
 }
+ZOO_PREFIX = "robustbench:"  # robustbench:<dataset>/<threat_model>/<name>, see robustbench_models.py
 
 
 def build_classifier(name, num_classes, *, in_channels=3, image_size=32, mean=None, std=None):
     """A ``Classifier`` for [0, 1] images of ``in_channels`` x ``image_size`` x ``image_size``.
 
     ``mean``/``std``: the data set's per-channel constants (e.g. ``CIFAR10.mean``); ``None`` means
-    no normalisation (mean 0, std 1).
+    no normalisation (mean 0, std 1). A RobustBench name ignores them: such models normalise inside.
     """
+    if name.startswith(ZOO_PREFIX):
+        from .robustbench_models import build_zoo_classifier  # deferred: imports robustbench and timm
+        return build_zoo_classifier(name[len(ZOO_PREFIX):], num_classes, in_channels, image_size)
     if name not in CLASSIFIERS:
-        raise NatError(f"unknown classifier {name!r}; expected one of {', '.join(CLASSIFIERS)}")
+        raise NatError(f"unknown classifier {name!r}; expected one of {', '.join(CLASSIFIERS)} "
+                       f"or {ZOO_PREFIX}<dataset>/<threat_model>/<name>")
     net = CLASSIFIERS[name](num_classes, in_channels, image_size)
     mean = (0.0,) * in_channels if mean is None else mean
     std = (1.0,) * in_channels if std is None else std

@@ -42,10 +42,15 @@ def nasty_spec(model_cfg):
     return None if section is None else parse_nasty(section, member_keys=MEMBER_KEYS)
 
 
+def build_untrained(member, data_info):
+    """One adversary model: ``member['arch']`` for the target's data, freshly initialised."""
+    return build_classifier(member["arch"], **data_info)
+
+
 def build_member(member, data_info):
     """One adversary model: ``member['arch']`` for the target's data, with the member's weights."""
     what = f"adversary checkpoint ({member['arch']}, {data_info['num_classes']} classes)"
-    return load_classifier_weights(build_classifier(member["arch"], **data_info), member["checkpoint"], what=what)
+    return load_classifier_weights(build_untrained(member, data_info), member["checkpoint"], what=what)
 
 
 def train_command(member):
@@ -56,4 +61,5 @@ def train_command(member):
 def build_adversary(spec, data_info):
     """The ``FrozenAdversary`` of ``spec`` for a target with ``data_info`` (``build_classifier``'s
     keyword arguments: num_classes, in_channels, image_size, mean, std)."""
-    return build_frozen_adversary(spec, functools.partial(build_member, data_info=data_info), train_command)
+    return build_frozen_adversary(spec, functools.partial(build_member, data_info=data_info), train_command,
+                                  build_untrained=functools.partial(build_untrained, data_info=data_info))

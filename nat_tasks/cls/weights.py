@@ -13,6 +13,8 @@ def load_classifier_weights(classifier, path, what="checkpoint"):
     Accepted: a trainer checkpoint (``classifier.*`` keys), a ``Classifier`` state_dict
     (``normalize.*``/``net.*``), or a bare network's state_dict (the config's mean/std are used).
     """
+    if hasattr(classifier, "load_checkpoint"):  # a RobustBench zoo model: its own file conventions
+        return classifier.load_checkpoint(path, what=what)
     keys = load_state_dict(path).keys()  # read twice (here and in load_weights): simple, rare
     if any(k.startswith(CHECKPOINT_PREFIX) for k in keys):
         return load_weights(classifier, path, prefix=CHECKPOINT_PREFIX, what=what)

@@ -125,19 +125,49 @@ def _close(reduced, exact):
     return (reduced - exact).abs().max().item() <= RTOL * scale
 
 
-def check_adversary_files(spec, train_command=None):
+RANDOM_INIT = "random:"  # checkpoint='random:<seed>': an untrained member (Table 8's random state)
+
+
+def random_init_seed(member):
+    """The seed of a member whose ``checkpoint`` is ``'random:<seed>'`` (its weights are the
+    architecture's initialisation under ``torch.manual_seed(seed)``), else ``None``."""
+    path = member["checkpoint"]
+    if not path.startswith(RANDOM_INIT):
+        return None
+    try:
+        return int(path[len(RANDOM_INIT):])
+    except ValueError:
+        raise NatError(f"checkpoint {path!r}: a random initialisation is 'random:<integer seed>'") from None
+
+
+def check_adversary_files(spec, train_command=None, role="adversary"):
     """Fail fast, before anything is built, when an adversary checkpoint of ``spec`` (a
-    ``NastySpec``) is missing; ``train_command(member)`` names the command that trains it."""
+    ``NastySpec``) is missing; ``train_command(member)`` names the command that trains it;
+    ``role`` names the frozen model in the message (a distillation teacher is held the same way)."""
     for member in spec.members:
-        if not os.path.isfile(member["checkpoint"]):
+        if random_init_seed(member) is None and not os.path.isfile(member["checkpoint"]):
             command = train_command(member) if train_command else None
             hint = f"; train it first: `{command}`" if command else ""
-            raise NatError(f"adversary checkpoint not found: {member['checkpoint']}{hint}")
+            raise NatError(f"{role} checkpoint not found: {member['checkpoint']}{hint}")
 
 
-def build_adversary(spec, build_member, train_command=None):
+def build_adversary(spec, build_member, train_command=None, role="adversary", build_untrained=None):
     """The ``FrozenAdversary`` of a ``NastySpec``: ``build_member(member)`` (the task's callback)
-    returns one model with its weights loaded from ``member['checkpoint']``; ``train_command``:
-    see ``check_adversary_files``."""
-    check_adversary_files(spec, train_command)
-    return FrozenAdversary([build_member(member) for member in spec.members], spec.precision)
+    returns one model with its weights loaded from ``member['checkpoint']``; ``train_command``
+    and ``role``: see ``check_adversary_files``. ``build_untrained(member)`` returns the member's
+    model freshly initialised, for ``checkpoint='random:<seed>'`` (a task without it refuses such
+    members); it runs under that seed and leaves the caller's random state as it was."""
+    check_adversary_files(spec, train_command, role)
+    models = []
+    for member in spec.members:
+        seed = random_init_seed(member)
+        if seed is None:
+            models.append(build_member(member))
+            continue
+        if build_untrained is None:
+            raise NatError(f"{role} checkpoint {member['checkpoint']!r}: a randomly initialised {role} "
+                           "is not available here; give a checkpoint file")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            models.append(build_untrained(member))
+    return FrozenAdversary(models, spec.precision)

@@ -1,7 +1,8 @@
 """NAT's vocabulary: the one ``nasty`` section every task's config speaks.
 
     nasty=dict(weight=0.006, tau=4.0, scale_by_tau2=True,          # the term (NastyLoss)
-               adversary=dict(checkpoint='...',                     # a path or a list of paths
+               adversary=dict(checkpoint='...',                     # a path or a list of paths;
+                                                                    # 'random:<seed>': untrained
                               precision=None,                       # or 'bfloat16' / 'float16'
                               trained_by=None,                      # quoted when the file is missing
                               **member_keys),                       # how the task builds the model:
@@ -15,7 +16,7 @@ turns its members into the ``FrozenAdversary`` with a task's ``build_member`` ca
 import os
 from dataclasses import dataclass, field
 
-from .adversary import check_precision
+from .adversary import check_precision, random_init_seed
 from .errors import NatError
 from .nasty import DEFAULT_TAU, DEFAULT_WEIGHT, NastyLoss
 
@@ -60,7 +61,7 @@ def parse_nasty(section, *, member_keys=(), task_keys=(), where="model.nasty"):
     if not section.get("adversary"):
         raise NatError(f"{where} needs adversary=dict(checkpoint=..., "
                        + "".join(f"{k}=..., " for k in member_keys) + "precision=None)")
-    members, precision = _members(section["adversary"], member_keys, f"{where}.adversary")
+    members, precision = parse_members(section["adversary"], member_keys, f"{where}.adversary")
     options = {key: section.get(key, default) for key, default in dict(task_keys).items()}
     tau = float(section.get("tau", DEFAULT_TAU))
     if tau <= 0:
@@ -78,9 +79,10 @@ def _refuse_unknown(section, known, where):
             raise NatError(f"unknown key {where}.{key}; expected one of {', '.join(known)}")
 
 
-def _members(spec, member_keys, where):
+def parse_members(spec, member_keys, where):
     """One dict per checkpoint (a member listing several checkpoints expands) and the precision,
-    which all members share (one ``FrozenAdversary`` runs them)."""
+    which all members share (one ``FrozenAdversary`` runs them). Also the vocabulary of any other
+    frozen-model section (a distillation teacher), ``where`` naming it in errors."""
     entries = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     members, precisions = [], set()
     for entry in entries:
@@ -96,6 +98,8 @@ def _members(spec, member_keys, where):
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         members += [dict(entry, checkpoint=os.fspath(path), trained_by=entry.get("trained_by"))
                     for path in paths]
+    for member in members:
+        random_init_seed(member)  # a malformed 'random:<seed>' fails here, with the config
     if len(precisions) > 1:
         raise NatError(f"{where}: the members ask for different precisions {sorted(map(str, precisions))}; "
                        "an ensemble runs in one")

@@ -5,8 +5,8 @@ import torch
 from nat_tasks.cls.architectures import CLASSIFIERS, build_classifier, data_info
 from nat_tasks.core.errors import NatError
 
-LIGHT = ["small_cnn", "preact_resnet18", "resnet18", "mobilenet_v2"]
-HEAVY = ["wrn34_10", "vit_small", "resnet50", "densenet121"]  # built once each, at 32x32
+LIGHT = ["small_cnn", "preact_resnet18", "resnet18", "mobilenet_v2", "vgg11"]
+HEAVY = ["wrn34_10", "vit_small", "resnet50", "densenet121", "resnet34"]  # built once each, at 32x32
 
 
 def logits_of(model, x):
@@ -20,6 +20,10 @@ def test_every_name_is_covered():
 
 # Published sizes (10 classes, CIFAR stems): PreActResNet-18 / ResNet-18 11.17M, WRN-34-10 46.16M.
 PUBLISHED_MILLIONS = {"preact_resnet18": 11.17, "resnet18": 11.17, "wrn34_10": 46.16}
+# Exact sizes of the CIFAR versions the AT code bases train (kuangliu/pytorch-cifar's models, which
+# TRADES, RSLAD, ARD, IAD and Nasty Teacher use), 10 classes.
+CIFAR_VERSION_PARAMETERS = {"resnet18": 11_173_962, "resnet34": 21_282_122, "resnet50": 23_520_842,
+                            "densenet121": 6_956_298, "mobilenet_v2": 2_296_922, "vgg11": 9_231_114}
 
 
 @pytest.mark.parametrize("name", LIGHT + HEAVY)
@@ -33,6 +37,8 @@ def test_maps_images_to_class_logits(name):
     if name in PUBLISHED_MILLIONS:
         millions = sum(p.numel() for p in model.net.parameters()) / 1e6
         assert millions == pytest.approx(PUBLISHED_MILLIONS[name], abs=0.01)
+    if name in CIFAR_VERSION_PARAMETERS:
+        assert sum(p.numel() for p in model.net.parameters()) == CIFAR_VERSION_PARAMETERS[name]
 
 
 @pytest.mark.parametrize("name", LIGHT)
@@ -65,8 +71,35 @@ def test_small_inputs_get_a_cifar_stem_and_large_ones_keep_imagenet_stems():
     assert isinstance(small.maxpool, torch.nn.Identity)
     large = build_classifier("resnet18", 10, image_size=224).net
     assert large.conv1.stride == (2, 2) and isinstance(large.maxpool, torch.nn.MaxPool2d)
-    assert build_classifier("mobilenet_v2", 10, image_size=32).net.features[0][0].stride == (1, 1)
     assert build_classifier("mobilenet_v2", 10, image_size=96).net.features[0][0].stride == (2, 2)
+    large = build_classifier("resnet34", 100, image_size=224).net  # ImageNet-100's ResNet-34
+    assert large.conv1.stride == (2, 2) and large.fc.out_features == 100
+
+
+def feature_map_sides(net, x, layer_type):
+    sides = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sides.append(o.shape[-1]))
+             for m in net.modules() if isinstance(m, layer_type)]
+    with torch.no_grad():
+        net.eval()(x)
+    for hook in hooks:
+        hook.remove()
+    return sides
+
+
+def test_cifar_versions_downsample_as_the_cifar_code_bases_do():
+    x = torch.rand(1, 3, 32, 32)
+    # MobileNetV2: stem and 24-channel stage at stride 1, so 32 px end at 4x4 (torchvision: 2x2)
+    mobilenet = build_classifier("mobilenet_v2", 10).net
+    assert feature_map_sides(mobilenet, x, torch.nn.BatchNorm2d)[-1] == 4
+    assert mobilenet.features[0].stride == (1, 1)
+    # VGG-11: five max-pools, 32 -> 1
+    assert feature_map_sides(build_classifier("vgg11", 10).net, x, torch.nn.MaxPool2d) == [16, 8, 4, 2, 1]
+    # DenseNet-121: the 3x3 stem conv feeds the first dense block, which starts with BN-ReLU; the
+    # three transitions halve 32 -> 4
+    densenet = build_classifier("densenet121", 10).net.features
+    assert isinstance(densenet.norm0, torch.nn.Identity) and isinstance(densenet.pool0, torch.nn.Identity)
+    assert feature_map_sides(densenet, x, torch.nn.AvgPool2d) == [16, 8, 4]
 
 
 def test_bad_requests_are_user_errors():
