@@ -12,6 +12,7 @@ from nat_tasks import runtime  # noqa: F401  (weights-only checkpoint loads; the
 from . import data, hooks, metric  # noqa: F401  (mmengine registrations)
 from . import sam  # noqa: F401  (the SAMOptimWrapper)
 from .adversarial_classifier import AdversarialClassifier
+from . import teacher_section  # noqa: F401,E402  (model.teacher: the distillation teacher)
 from .analysis import analyze_models
 from .architectures import CLASSIFIERS, Classifier, build_classifier
 from .attacks import REGISTRY as ATTACKS, ThreatModel

@@ -18,9 +18,9 @@ normalisation inside), so checkpoint keys are ``classifier.*``. NAT's adversary
 buffers, so it is absent from the optimizer, DDP and the saved checkpoint.
 
 Other context a method needs comes from a config section registered with ``register_section``
-(``model.<name>=dict(...)``, built once per run). A context object that is a module with state
-(parameters or buffers) is kept under ``method_state.<name>``: saved in checkpoints and restored
-by ``--resume``.
+(``model.<name>=dict(...)``, built once per run). A context object that is a module is kept under
+``method_state.<name>``, so it follows the model's device moves; its state (parameters or
+buffers), if any, is saved in checkpoints and restored by ``--resume``.
 """
 import torch
 from torch import nn
@@ -34,6 +34,7 @@ from nat_tasks.core.errors import NatError, check_eps, check_finite
 from .architectures import build_classifier
 from .methods import build_method
 from .nasty_section import build_adversary, nasty_spec
+from .run_progress import runner_epoch
 
 # model.<name> -> builder(section_cfg, data_info) -> dict of named context objects for the method
 SECTIONS = {}
@@ -68,13 +69,14 @@ class AdversarialClassifier(BaseModel):
                          mean=mean, std=std)
         self.classifier = build_classifier(arch, **data_info)
         self.adversary = build_adversary(spec, data_info) if spec is not None else None
-        context = dict(adversary=self.adversary, nasty_loss=spec.loss() if spec is not None else None)
+        context = dict(adversary=self.adversary, nasty_loss=spec.loss() if spec is not None else None,
+                       epoch_source=runner_epoch)
         for key, section in sections.items():
             context.update(SECTIONS[key](section, data_info))
         self.method = build_method(method, **context)
+        # every module context follows .to(); a stateless one (a FrozenAdversary teacher) adds no key
         self.method_state = nn.ModuleDict({
-            name: obj for name, obj in self.method.context.items()
-            if isinstance(obj, nn.Module) and any(True for _ in obj.state_dict())})
+            name: obj for name, obj in self.method.context.items() if isinstance(obj, nn.Module)})
         self.val_attack = {**dict(eps=8 / 255, alpha=2 / 255, steps=10, n_examples=1000), **(val_attack or {})}
         check_eps(self.val_attack["eps"], what="val_attack eps")
         self._val_attack_left = 0

@@ -47,9 +47,10 @@ def build_untrained(member, data_info):
     return build_classifier(member["arch"], **data_info)
 
 
-def build_member(member, data_info):
-    """One adversary model: ``member['arch']`` for the target's data, with the member's weights."""
-    what = f"adversary checkpoint ({member['arch']}, {data_info['num_classes']} classes)"
+def build_member(member, data_info, role="adversary"):
+    """One frozen model (``role``: NAT's adversary, a distillation teacher): ``member['arch']`` for
+    the trained model's data, with the member's weights."""
+    what = f"{role} checkpoint ({member['arch']}, {data_info['num_classes']} classes)"
     return load_classifier_weights(build_untrained(member, data_info), member["checkpoint"], what=what)
 
 

@@ -49,11 +49,12 @@ import weakref
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
-from mmengine.logging import MessageHub
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from nat_tasks.core.attack_tape import AttackTape
 from nat_tasks.core.errors import NatError
+
+from ..run_progress import runner_epoch
 
 from .registry import METHODS, register_method
 
@@ -73,14 +74,6 @@ def relative_perturbation(weights, directions, gamma):
 def training_loss(terms):
     """The loss mmengine trains on: the sum of the terms whose name contains ``loss``."""
     return sum(value.mean() for key, value in terms.items() if "loss" in key)
-
-
-def runner_epoch():
-    """The epoch of the running mmengine runner (0-based), ``None`` outside a runner."""
-    try:
-        return MessageHub.get_current_instance().get_info("epoch")
-    except RuntimeError:  # no message hub in this process
-        return None
 
 
 def mean_over_ranks(tensors):

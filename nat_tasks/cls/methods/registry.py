@@ -18,6 +18,8 @@ METHODS = {}
 CONTEXT_SECTIONS = {
     "adversary": "model.nasty=dict(weight=..., tau=..., adversary=dict(arch=..., checkpoint=...))",
     "nasty_loss": "model.nasty=dict(weight=..., tau=..., adversary=dict(arch=..., checkpoint=...))",
+    # the running epoch (a callable), which the trainer always offers (run_progress.runner_epoch)
+    "epoch_source": "epoch_source=<callable returning the 0-based epoch>",
 }
 BATCH_KEYS = ("index",)
 
