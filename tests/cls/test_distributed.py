@@ -1,7 +1,10 @@
 """The classification trainer under torchrun on CPUs (gloo): 2 processes train, rank 0 alone
-writes, a resumed DDP run equals the uninterrupted one bit for bit."""
+writes, a resumed DDP run equals the uninterrupted one bit for bit, and 2 processes train to the
+same weights as 1 process with the same global batch (within float tolerance)."""
 import os
+import sys
 
+import pytest
 import torch
 
 import nat_tasks.runtime  # noqa: F401  (the allow-list mmengine checkpoints need)
@@ -32,3 +35,72 @@ def test_two_cpu_processes_train_and_resume_like_one_uninterrupted_run(cifar10_r
     assert straight.keys() == resumed.keys()
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
+
+
+# ---- 2 processes = 1 process with the same global batch ---------------------------------------
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PER_RANK = 20  # x 2 ranks = the 1-process run's batch; 80 training images: 2 steps, no padding
+
+
+@pytest.fixture
+def ddp_plugin(monkeypatch):
+    """``ddp_plugin.py`` importable here and in the tool processes (their configs import it)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.syspath_prepend(HERE)
+    import ddp_plugin
+    yield ddp_plugin
+    ddp_plugin.unregister()
+    del sys.modules["ddp_plugin"]
+
+
+def test_the_two_ranks_batches_together_are_the_one_process_batch(monkeypatch):
+    """mmengine's DefaultSampler deals the shuffled order out round-robin: rank r's k-th example of
+    step i is global position 2 (i B + k) + r. So at every step the two ranks' batches of B are,
+    together, exactly the 1-process batch of 2B (interleaved, not halves: a mean does not mind)."""
+    import mmengine.dataset.sampler as sampler_module
+    from mmengine.dataset import DefaultSampler
+
+    data, batch = list(range(80)), PER_RANK
+
+    def batches(rank, world, size):
+        monkeypatch.setattr(sampler_module, "get_dist_info", lambda: (rank, world))
+        sampler = DefaultSampler(data, shuffle=True, seed=0)
+        sampler.set_epoch(3)
+        order = list(sampler)
+        return [order[i:i + size] for i in range(0, len(order), size)]
+
+    one = batches(0, 1, 2 * batch)
+    rank0, rank1 = batches(0, 2, batch), batches(1, 2, batch)
+    assert len(one) == len(rank0) == len(rank1) == 2 and one[0] != sorted(one[0])  # shuffled
+    for step in range(2):
+        assert rank0[step] == one[step][0::2] and rank1[step] == one[step][1::2]
+
+
+def test_two_processes_train_like_one_process_with_the_same_global_batch(cifar10_root, tmp_path, torchrun,
+                                                                           ddp_plugin):
+    """PGD-AT (from x) of a BN-free network for one epoch of 2 steps: the DDP run's weights equal
+    those of one process with the same global batch. Vanilla training is the same DDP path with
+    no inner attack, so it is not run again (each torchrun costs a minute on a loaded CI box)."""
+    from nat_tasks.cls import load_cls_config, train
+
+    method = dict(_delete_=True, type=ddp_plugin.METHOD, eps=8 / 255, alpha=4 / 255, steps=2)
+    config = write_config(tmp_path / "ddp.py", data_root=str(cifar10_root), train_cfg=dict(max_epochs=1),
+                          model=dict(arch=ddp_plugin.ARCH, method=method),
+                          train_dataloader=dict(batch_size=PER_RANK, dataset=dict(augment=False)),
+                          custom_hooks=[dict(type="EpochSeedHook")],
+                          custom_imports=dict(imports=["nat_tasks.cls", "ddp_plugin"], allow_failed_imports=False))
+    torchrun("train_cls", config, "--work-dir", tmp_path / "two")
+
+    def one_process(batch_size, name):
+        train(load_cls_config(config, work_dir=str(tmp_path / name),
+                              cfg_options={"train_dataloader.batch_size": batch_size}))
+        return weights(tmp_path / name / "epoch_1.pth")
+
+    two, same_batch, per_rank_batch = weights(tmp_path / "two" / "epoch_1.pth"), one_process(2 * PER_RANK, "one"), \
+        one_process(PER_RANK, "one_small")
+    assert two.keys() == same_batch.keys() and two
+    for key in two:
+        torch.testing.assert_close(two[key], same_batch[key], rtol=1e-5, atol=1e-6, msg=key)
+    # Not vacuous: one process with the per-rank batch (twice the steps) ends elsewhere.
+    assert any(not torch.allclose(two[key], per_rank_batch[key], atol=1e-4) for key in two)
