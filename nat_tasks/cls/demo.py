@@ -97,26 +97,35 @@ class DemoSettings:
         return settings
 
 
+def train_options(key, s, seed, adversary_checkpoint=None):
+    """The ``--cfg-options`` of the demo's model ``key`` (a ``MODELS`` key) with settings ``s``
+    (``DemoSettings``) and ``seed``; NAT's adversary is ``adversary_checkpoint``. Also used by
+    ``benchmarks/amp_robustness.py``, which trains the demo's models in mixed precision."""
+    extra = next(extra for k, _, _, extra in MODELS if k == key)
+    epochs = s.vanilla_epochs if key == "vanilla" else s.at_epochs
+    split = dict(test_size=5000 - s.train_digits, val_size=s.val_digits)
+    options = {"train_cfg.max_epochs": epochs, "randomness.seed": seed,
+               "train_dataloader.dataset": split, "val_dataloader.dataset": split,
+               "model.val_attack": dict(n_examples=s.n_val_attack, steps=10, alpha=0.05),
+               "param_scheduler": [dict(type="MultiStepLR", by_epoch=True, milestones=[max(1, int(0.8 * epochs))],
+                                        gamma=0.1)], **extra}
+    if key != "vanilla":
+        options.update({"model.method.eps": s.eps, "model.method.steps": s.train_steps,
+                        "model.method.alpha": s.train_alpha,
+                        "custom_hooks": [dict(type="EpochSeedHook"),
+                                         dict(type="EpsWarmupHook", epochs=s.warmup_epochs)]})
+    if key == "nat":
+        overrides = {"weight": s.nat_weight, "tau": s.nat_tau, "adversary.checkpoint": adversary_checkpoint}
+        options.update({f"model.nasty.{k}": v for k, v in overrides.items() if v is not None})
+    return options
+
+
 def _train_all(work_dir, s, seed):
     """Train the four models through the real configs; returns {key: last checkpoint path} and
     the NAT run's ``NastySpec``."""
     checkpoints = {}
-    for key, _, config, extra in MODELS:
-        epochs = s.vanilla_epochs if key == "vanilla" else s.at_epochs
-        split = dict(test_size=5000 - s.train_digits, val_size=s.val_digits)
-        options = {"train_cfg.max_epochs": epochs, "randomness.seed": seed,
-                   "train_dataloader.dataset": split, "val_dataloader.dataset": split,
-                   "model.val_attack": dict(n_examples=s.n_val_attack, steps=10, alpha=0.05),
-                   "param_scheduler": [dict(type="MultiStepLR", by_epoch=True, milestones=[max(1, int(0.8 * epochs))],
-                                            gamma=0.1)], **extra}
-        if key != "vanilla":
-            options.update({"model.method.eps": s.eps, "model.method.steps": s.train_steps,
-                            "model.method.alpha": s.train_alpha,
-                            "custom_hooks": [dict(type="EpochSeedHook"),
-                                             dict(type="EpsWarmupHook", epochs=s.warmup_epochs)]})
-        if key == "nat":
-            overrides = {"weight": s.nat_weight, "tau": s.nat_tau, "adversary.checkpoint": checkpoints["vanilla"]}
-            options.update({f"model.nasty.{k}": v for k, v in overrides.items() if v is not None})
+    for key, _, config, _ in MODELS:
+        options = train_options(key, s, seed, checkpoints.get("vanilla"))
         cfg = load_cls_config(os.path.join(CONFIG_DIR, config), work_dir=os.path.join(work_dir, f"seed_{seed}", key),
                               cfg_options=options)
         if key == "nat":

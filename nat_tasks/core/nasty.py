@@ -53,6 +53,7 @@ _KL_BY_KIND = {"softmax": nasty_kl, "sigmoid": bernoulli_nasty_kl}
 DEFAULT_WEIGHT = 0.006
 DEFAULT_TAU = 4.0
 REDUCTIONS = ("mean", "sum", "none")
+REDUCED = (torch.float16, torch.bfloat16)
 
 
 class NastyLoss(nn.Module):
@@ -97,6 +98,10 @@ class NastyLoss(nn.Module):
             raise ValueError(
                 f"target logits {tuple(target_logits.shape)} and adversary logits "
                 f"{tuple(adversary_logits.shape)} differ: the adversary must predict the same classes")
+        # At least float32 under autocast (--amp): the KL is a small difference of log-probabilities,
+        # and CPU autocast keeps log_softmax in bfloat16 (~0.4 % error each).
+        target_logits, adversary_logits = (t.float() if t.dtype in REDUCED else t
+                                           for t in (target_logits, adversary_logits))
         kl = _KL_BY_KIND[self.kind](target_logits, adversary_logits, self.tau, self.through_adversary)
         if sample_weight is not None:
             sample_weight = sample_weight.to(kl.dtype)

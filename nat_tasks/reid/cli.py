@@ -14,6 +14,7 @@ from mmengine.config import DictAction
 
 from nat_tasks.core.adversary import PRECISIONS
 from nat_tasks.core.errors import NatError
+from nat_tasks.runtime.amp import AMP_DTYPES
 
 from .attacks import REGISTRY, attack_kinds
 from .config import config_file, method_of, reid_config
@@ -37,7 +38,7 @@ SHORTCUTS = {
     "num_instances": ("sampler.num_instances",), "lr": ("optimizer.lr",),
     "stepsize": ("lr_scheduler.stepsize",), "margin": ("loss.triplet.margin",),
     "print_freq": ("train.print_freq",), "eval_freq": ("test.eval_freq",), "seed": ("seed",),
-    "device": ("device",), "resume": ("resume",),
+    "device": ("device",), "resume": ("resume",), "amp": ("train.amp",), "amp_dtype": ("train.amp_dtype",),
     "attack": ("test.attacks",), "attack_eps": ("test.eps",), "attack_step": ("test.alpha",),
     "attack_steps": ("test.steps",), "checklist": ("test.checklist",),
 }
@@ -132,6 +133,9 @@ def train_parser():
     _option(g, "--resume", "continue <work-dir>/latest.pth", action="store_true")
     _option(g, "--print-freq", type=int)
     _option(g, "--eval-freq", "clean test every N epochs", type=int)
+    _option(g, "--amp", "mixed precision: attack and forward under autocast, float32 weights",
+            action="store_true")
+    _option(g, "--amp-dtype", "bfloat16 (default where the device has it) or float16", choices=AMP_DTYPES)
     _add_evaluation_options(p)
     p.add_argument("--eval-only", action="store_true", help="tools/test_reid.py CONFIG --weights")
     p.add_argument("--weights", nargs="+", metavar="CKPT", help="--eval-only: one table row each")

@@ -14,6 +14,12 @@ the sums run over the clean batch *and* its adversarial copy (eq. 5 of the paper
 the identities, so the triplet loss also pulls each adversarial image to its identity.
 The attack is crafted with the model in eval mode (BN statistics are not moved by attack steps;
 torchreid models return their embedding there) and only touches the input's gradient.
+
+``amp_dtype`` (``train.amp``, ``--amp``): the attack's and the training forward passes run under
+``torch.autocast`` (the adversarial images, the weights and the optimizer stay float32); the losses
+are computed in float32 from the upcast logits and embeddings (batch-hard triplet distances are
+differences of large squared norms); float16 scales the loss (``GradScaler``), bfloat16 needs no
+scaling.
 """
 import os.path as osp
 import random
@@ -45,7 +51,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
 
     def __init__(self, datamanager, model, optimizer, *, device, scheduler=None, margin=0.3,
                  weight_t=1.0, weight_x=1.0, label_smooth=True, train_attack=None, nasty=None,
-                 adversary=None, save_dir=None, meta=None):
+                 adversary=None, save_dir=None, meta=None, amp_dtype=None):
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is not None:
             torch.cuda.set_device(self.device)  # torchreid's CE moves its targets with .cuda()
@@ -56,35 +62,42 @@ class AdversarialTripletEngine(ImageTripletEngine):
             raise ValueError("NAT needs both the nasty loss and the adversary")
         self.train_attack, self.nasty, self.adversary = train_attack, nasty, adversary
         self.save_dir, self.meta = save_dir, dict(meta or {})
+        self.amp_dtype = amp_dtype  # None: float32
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
 
     # ---- training ------------------------------------------------------------------------------
 
     def forward_backward(self, data):
         imgs, pids = self.parse_data_for_train(data)
         imgs, pids = imgs.to(self.device), pids.to(self.device)
-        if self.train_attack is not None:
-            imgs = torch.cat([imgs, self.adversarial_examples(imgs, pids)])
-            pids = pids.repeat(2)
-        loss, summary = self.loss_terms(imgs, pids)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            if self.train_attack is not None:
+                imgs = torch.cat([imgs, self.adversarial_examples(imgs, pids)])
+                pids = pids.repeat(2)
+            loss, summary = self.loss_terms(imgs, pids)
         check_finite(loss)
         self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()  # without float16: loss.backward(), optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         return {name: float(value) for name, value in summary.items()}
 
     def loss_terms(self, imgs, pids):
         """Total loss and its logged terms (``loss_t``, ``loss_x`` unweighted as in torchreid;
         ``loss_nasty`` the term added, ``<= 0``)."""
         outputs, features = self.model(imgs)
-        loss_t = self.compute_loss(self.criterion_t, features, pids)
-        loss_x = self.compute_loss(self.criterion_x, outputs, pids)
-        loss = self.weight_t * loss_t + self.weight_x * loss_x
-        summary = {"loss_t": loss_t.detach(), "loss_x": loss_x.detach(),
-                   "acc": metrics.accuracy(outputs, pids)[0]}
-        if self.nasty is not None:
-            loss_nasty = self.nasty(outputs, self.adversary(imgs))
-            loss = loss + loss_nasty
-            summary["loss_nasty"] = loss_nasty.detach()
+        adversary_logits = self.adversary(imgs) if self.nasty is not None else None
+        with torch.autocast(self.device.type, enabled=False):  # float32 losses under --amp
+            outputs, features = outputs.float(), features.float()
+            loss_t = self.compute_loss(self.criterion_t, features, pids)
+            loss_x = self.compute_loss(self.criterion_x, outputs, pids)
+            loss = self.weight_t * loss_t + self.weight_x * loss_x
+            summary = {"loss_t": loss_t.detach(), "loss_x": loss_x.detach(),
+                       "acc": metrics.accuracy(outputs, pids)[0]}
+            if self.nasty is not None:
+                loss_nasty = self.nasty(outputs, adversary_logits)
+                loss = loss + loss_nasty
+                summary["loss_nasty"] = loss_nasty.detach()
         summary["loss"] = loss.detach()
         return loss, summary
 
@@ -114,7 +127,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
         return {"state_dict": self.model.state_dict(), "epoch": epochs_done,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "rng": rng, "meta": self.meta}
+                "scaler": self.scaler.state_dict(), "rng": rng, "meta": self.meta}
 
     def resume(self, checkpoint):
         """Continue from ``checkpoint()``: same weights, optimizer, schedule and random streams."""
@@ -122,6 +135,8 @@ class AdversarialTripletEngine(ImageTripletEngine):
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scheduler is not None and checkpoint.get("scheduler"):
             self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint.get("scaler"):  # float16's loss scale; empty otherwise
+            self.scaler.load_state_dict(checkpoint["scaler"])
         rng = checkpoint["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])

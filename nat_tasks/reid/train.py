@@ -8,9 +8,12 @@ An AMD&NAT config whose adversary has no checkpoint trains the vanilla counterpa
 """
 import os.path as osp
 
+import torch
+
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import resolve_device, seed_everything
+from nat_tasks.runtime.amp import amp_dtype
 
 from .adversary import build_nat_adversary, counterpart_config, nasty_spec, needs_counterpart
 from .attacks import REGISTRY
@@ -70,6 +73,7 @@ def build_engine(cfg, method, spec=None):
     from torchreid.reid import optim
 
     device = resolve_device(cfg.device)
+    amp = amp_dtype(device.type, cfg.train.get("amp_dtype")) if cfg.train.get("amp") else None
     datamanager = build_datamanager(cfg, use_gpu=device.type == "cuda")
     num_classes = datamanager.num_train_pids
     model = build_reid_model(cfg.model.name, num_classes, cfg.model.pretrained).to(device)
@@ -90,7 +94,8 @@ def build_engine(cfg, method, spec=None):
         datamanager, model, optimizer, device=device, scheduler=scheduler,
         margin=loss.triplet.margin, weight_t=loss.triplet.weight_t, weight_x=loss.triplet.weight_x,
         label_smooth=loss.softmax.label_smooth, train_attack=train_attack,
-        nasty=spec.loss() if spec else None, adversary=adversary, save_dir=cfg.work_dir, meta=meta)
+        nasty=spec.loss() if spec else None, adversary=adversary, save_dir=cfg.work_dir, meta=meta,
+        amp_dtype=getattr(torch, amp) if amp else None)
 
 
 def _counterpart(cfg):

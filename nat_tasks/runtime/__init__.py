@@ -4,9 +4,10 @@ It may use mmengine (the core never does) and imports no task. It owns tool set-
 (``tool_main``), device choice, config loading with one-line errors, seeding, result tables
 (JSON + Markdown) and checkpoint I/O for mmengine: importing it makes every checkpoint load in
 the process weights-only (``checkpoints``) and registers the ``'atomic_local'`` file backend whose
-checkpoint writes are atomic (``atomic_backend``); each task package and each tool imports it.
+checkpoint writes are atomic (``atomic_backend``) and the optimizer wrapper of ``--amp``
+(``amp``); each task package and each tool imports it.
 """
-from . import atomic_backend, checkpoints  # noqa: F401  (registrations in mmengine)
+from . import amp, atomic_backend, checkpoints  # noqa: F401  (registrations in mmengine)
 from .config import load_config
 from .device import default_device, resolve_device, select_runner_device
 from .results import markdown_table, write_results

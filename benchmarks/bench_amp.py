@@ -1,0 +1,110 @@
+"""Mixed-precision (``--amp``) adversarial training step against the float32 baseline; prints JSON.
+
+Target (issue 12): NAT with ``--amp`` (bfloat16 autocast) / float32 standard PGD-AT <= 0.8.
+
+One step is exactly the trainer's: ``AdversarialClassifier.train_step`` (data preprocessor, the
+method's loss, its inner PGD, backward and an SGD update) through the optimizer wrapper the run
+would use: mmengine's ``OptimWrapper`` for float32, ``MixedPrecisionOptimWrapper``
+(``nat_tasks/runtime/amp.py``, what ``tools/train_cls.py --amp`` selects) for ``--amp``. Model:
+PreActResNet-18 (random weights), CIFAR shape, batch ``--batch-size``, Linf PGD-10 (8/255, step
+2/255); NAT's frozen adversary is another PreActResNet-18 at its default precision (None: under
+``--amp`` it runs in the step's autocast). Variants (``--variants``): ``pgd_at_fp32`` (the
+reference), ``nat_amp`` (the target's numerator), and for context ``nat_fp32`` and
+``pgd_at_amp``. Steps are interleaved (one of each variant per round) so load changes hit all
+alike; each ratio is the median of the per-round ratios. The report names the CPU (lscpu's model
+name and its bf16/amx flags): bfloat16 is fast only where those exist.
+
+    python benchmarks/bench_amp.py [--repeats 5] [--batch-size 64] [--device cpu] [--threads N]
+        [--amp-dtype bfloat16] [--variants pgd_at_fp32 nat_amp nat_fp32 pgd_at_amp]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+
+import torch
+from mmengine.optim import build_optim_wrapper
+
+from bench_common import cpu_info, timed  # benchmarks/ is the script folder: on sys.path
+from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
+from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.data import CIFAR10
+from nat_tasks.runtime import default_device, select_runner_device
+from nat_tasks.runtime.amp import AMP_DTYPES, WRAPPER, amp_dtype
+
+VARIANTS = ("pgd_at_fp32", "nat_amp", "nat_fp32", "pgd_at_amp")
+ATTACK = dict(eps=8 / 255, alpha=2 / 255, steps=10)
+DATA = dict(num_classes=10, mean=CIFAR10.mean, std=CIFAR10.std)
+
+
+def build_variant(name, adversary_path, dtype, device):
+    """(model, optimizer wrapper) of variant ``name``: same initial weights for every variant."""
+    method, precision = name.rsplit("_", 1)
+    nasty = dict(adversary=dict(arch="preact_resnet18", checkpoint=adversary_path)) if method == "nat" else None
+    torch.manual_seed(0)
+    model = AdversarialClassifier("preact_resnet18", method=dict(type=method, **ATTACK), nasty=nasty,
+                                  **DATA).to(device).train()
+    wrapper = dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=5e-4))
+    if precision == "amp":
+        wrapper.update(type=WRAPPER, dtype=dtype)
+    return model, build_optim_wrapper(model, wrapper)
+
+
+def run(args):
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    select_runner_device(args.device)  # the wrapper's autocast follows mmengine's get_device()
+    device = torch.device(default_device())
+    dtype = amp_dtype(device.type, args.amp_dtype)
+    if "pgd_at_fp32" not in args.variants or "nat_amp" not in args.variants:
+        raise SystemExit("--variants must include pgd_at_fp32 and nat_amp (the target's ratio)")
+    with tempfile.TemporaryDirectory() as tmp:
+        adversary_path = os.path.join(tmp, "adversary.pth")
+        torch.manual_seed(1)
+        torch.save(build_classifier("preact_resnet18", **DATA).state_dict(), adversary_path)
+        runs = {name: build_variant(name, adversary_path, dtype, device) for name in args.variants}
+    torch.manual_seed(2)
+    batch = dict(inputs=torch.rand(args.batch_size, 3, 32, 32, device=device),
+                 labels=torch.randint(0, 10, (args.batch_size,), device=device))
+
+    def step(name):
+        model, wrapper = runs[name]
+        return timed(lambda: model.train_step(batch, wrapper), device)
+
+    for name in runs:  # warm-up (oneDNN kernel selection, autocast weight casts)
+        step(name)
+    times = {name: [] for name in runs}
+    for i in range(args.repeats):
+        for name in runs:
+            times[name].append(step(name))
+        print(f"round {i + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+              file=sys.stderr, flush=True)  # progress: a round takes minutes on a loaded CPU
+    reference = times["pgd_at_fp32"]
+    report = dict(model="preact_resnet18", batch_size=args.batch_size, pgd_steps=ATTACK["steps"],
+                  device=str(device), amp_dtype=dtype, threads=torch.get_num_threads(), repeats=args.repeats,
+                  cpu=cpu_info(), load_average=os.getloadavg(),
+                  step_s={name: round(statistics.median(t), 3) for name, t in times.items()},
+                  target=dict(nat_amp_vs_pgd_at_fp32="<= 0.8"))
+    for name in runs:
+        if name != "pgd_at_fp32":
+            ratios = [t / r for t, r in zip(times[name], reference)]
+            report[f"{name}_vs_pgd_at_fp32"] = dict(ratio_median=round(statistics.median(ratios), 4),
+                                                    ratios=[round(r, 4) for r in ratios])
+    return report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--amp-dtype", choices=AMP_DTYPES, help="default: the device's (bfloat16 on CPUs)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    print(json.dumps(run(parser.parse_args()), indent=2))
+
+
+if __name__ == "__main__":
+    main()
