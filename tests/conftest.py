@@ -64,14 +64,27 @@ def evil_checkpoint(tmp_path, request):
     return EvilCheckpoint(tmp_path, legacy=getattr(request, "param", False))
 
 
+def _load_tool(tool):
+    spec = importlib.util.spec_from_file_location(f"tool_{tool}", os.path.join(TOOLS, f"{tool}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def load_tool():
+    """``load_tool(tool)``: the module of ``tools/<tool>.py``, freshly executed (its ``main`` runs the
+    tool in this process). A fixture, not an import: a top-level ``tests`` package that some
+    dependencies install (robustbench) shadows this folder for ``import tests.conftest``."""
+    return _load_tool
+
+
 @pytest.fixture
 def tool_error(capsys):
     """``tool_error(tool, *argv)``: run ``tools/<tool>.py``'s main in this process, expect exit
     status 2 and return its stderr."""
     def run(tool, *argv):
-        spec = importlib.util.spec_from_file_location(f"tool_{tool}", os.path.join(TOOLS, f"{tool}.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = _load_tool(tool)
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_info:
             module.main([str(arg) for arg in argv])

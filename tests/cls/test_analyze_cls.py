@@ -1,13 +1,10 @@
 """tools/analyze_cls.py end to end on tiny checkpoints: figures, JSON, Markdown, one-line errors."""
-import importlib.util
 import json
-import os
 
 import pytest
 import torch
 
 from nat_tasks.cls.architectures import build_classifier
-from tests.conftest import TOOLS
 from .train_helpers import write_cifar10, write_config
 
 FIGURES = ("sparsity", "hyperplanes", "umap", "boundary", "weights", "runner_up")
@@ -26,17 +23,10 @@ def setup(tmp_path_factory):
     return tmp, config
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("tool_analyze_cls", os.path.join(TOOLS, "analyze_cls.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_tool_writes_every_figure_and_the_scalars_of_each_model(setup, tmp_path, capsys):
+def test_the_tool_writes_every_figure_and_the_scalars_of_each_model(setup, tmp_path, capsys, load_tool):
     tmp, config = setup
     out = tmp_path / "out"
-    load_tool().main([config, str(tmp / "epoch_1.pth"), config, str(tmp / "plain.pth"), "--labels", "AT,NAT",
+    load_tool("analyze_cls").main([config, str(tmp / "epoch_1.pth"), config, str(tmp / "plain.pth"), "--labels", "AT,NAT",
                       "--n-examples", "20", "--umap-points", "20", "--steps", "2", "--device", "cpu",
                       "--out", str(out), "--class", "3"])
     captured = capsys.readouterr()
@@ -61,9 +51,9 @@ def test_the_tool_writes_every_figure_and_the_scalars_of_each_model(setup, tmp_p
     assert "| NAT |" in captured.out
 
 
-def test_a_subset_of_figures(setup, tmp_path):
+def test_a_subset_of_figures(setup, tmp_path, load_tool):
     tmp, config = setup
-    load_tool().main([config, str(tmp / "plain.pth"), "--figures", "weights,hyperplanes", "--n-examples", "10",
+    load_tool("analyze_cls").main([config, str(tmp / "plain.pth"), "--figures", "weights,hyperplanes", "--n-examples", "10",
                       "--device", "cpu", "--out", str(tmp_path), "--no-progress"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["analysis.json", "analysis.md", "hyperplanes.png",
                                                           "weights.png"]
