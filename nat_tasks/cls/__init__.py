@@ -13,6 +13,7 @@ from . import data, hooks, metric  # noqa: F401  (mmengine registrations)
 from . import sam  # noqa: F401  (the SAMOptimWrapper)
 from .adversarial_classifier import AdversarialClassifier
 from . import teacher_section  # noqa: F401,E402  (model.teacher: the distillation teacher)
+from . import soft_targets_section  # noqa: F401,E402  (model.soft_targets: self-adaptive soft labels)
 from .analysis import analyze_models
 from .architectures import CLASSIFIERS, Classifier, build_classifier
 from .attacks import REGISTRY as ATTACKS, ThreatModel

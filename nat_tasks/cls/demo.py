@@ -58,8 +58,29 @@ METRICS = ("clean", "pgd20", "aa")  # "aa": the demo's AutoAttack (``DemoSetting
 COMPARISONS = (("nat", "at_union"), ("nat", "pgdat"))  # NAT minus each baseline, paired
 
 
+class DemoOptions:
+    """A demo's knobs (a dataclass's fields) from ``--demo-options k=v``: unknown keys and values of
+    the wrong type are one line; ``check`` adds the demo's own rules."""
+
+    @classmethod
+    def from_options(cls, options):
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options or {}) - set(types))
+        if unknown:
+            raise NatError(f"unknown demo option(s) {unknown}; expected some of {sorted(types)}")
+        try:
+            settings = cls(**{k: types[k](v) for k, v in (options or {}).items()})
+        except ValueError as err:
+            raise NatError(f"bad demo option: {err}") from None
+        settings.check()
+        return settings
+
+    def check(self):
+        pass
+
+
 @dataclasses.dataclass
-class DemoSettings:
+class DemoSettings(DemoOptions):
     vanilla_epochs: int = 1      # the adversary: ~90% clean accuracy after one epoch
     at_epochs: int = 2           # PGD-AT and NAT, same seed and schedule
     warmup_epochs: int = 1       # linear eps ramp 0 -> 0.3 over the first epoch (EpsWarmupHook)
@@ -80,21 +101,11 @@ class DemoSettings:
     analysis_examples: int = 200  # held-out digits for the analysis figures of the first seed (0: none)
     analysis_umap_points: int = 500  # of those, at most this many in the UMAP figure
 
-    @classmethod
-    def from_options(cls, options):
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options or {}) - set(types))
-        if unknown:
-            raise NatError(f"unknown demo option(s) {unknown}; expected some of {sorted(types)}")
-        try:
-            settings = cls(**{k: types[k](v) for k, v in (options or {}).items()})
-        except ValueError as err:
-            raise NatError(f"bad demo option: {err}") from None
-        if settings.analysis_examples < 0 or settings.analysis_umap_points < 4:
+    def check(self):
+        if self.analysis_examples < 0 or self.analysis_umap_points < 4:
             raise NatError("bad demo option: analysis_examples >= 0 and analysis_umap_points >= 4 are needed")
-        if settings.seeds < 1:
-            raise NatError(f"bad demo option: seeds={settings.seeds} (at least 1)")
-        return settings
+        if self.seeds < 1:
+            raise NatError(f"bad demo option: seeds={self.seeds} (at least 1)")
 
 
 def train_options(key, s, seed, adversary_checkpoint=None):
@@ -151,7 +162,7 @@ def _evaluate_seed(checkpoints, x, y, aa_index, threat, s, device, log):
     return runs
 
 
-def _estimate(per_seed):
+def estimate(per_seed):
     """A row's number with its 95 % interval: per-example values of one seed, or one value per seed.
 
     ``per_seed``: a list (one entry per seed) of arrays of per-example values (flags in {0, 1},
@@ -169,7 +180,7 @@ def _summarise(runs_by_seed):
     """Per model and metric an estimate; per comparison and metric the paired difference."""
     rows = {}
     for key, label, _, _ in MODELS:
-        rows[key] = dict(model=label, **{metric: _estimate([runs[key]["flags"][metric] for runs in runs_by_seed])
+        rows[key] = dict(model=label, **{metric: estimate([runs[key]["flags"][metric] for runs in runs_by_seed])
                                          for metric in METRICS})
         curves = np.mean([runs[key]["curve"] for runs in runs_by_seed], axis=0)
         rows[key]["tail_mass"] = float(curves[2:].sum())
@@ -177,19 +188,19 @@ def _summarise(runs_by_seed):
     differences = {}
     for a, b in COMPARISONS:
         differences[f"{a}-{b}"] = {
-            metric: _estimate([np.subtract(runs[a]["flags"][metric], runs[b]["flags"][metric], dtype=float)
+            metric: estimate([np.subtract(runs[a]["flags"][metric], runs[b]["flags"][metric], dtype=float)
                                for runs in runs_by_seed])
             for metric in METRICS}
     return rows, differences
 
 
-def _cell(estimate):
+def cell(row):
     """``57.2 [54.1, 60.3]`` (one seed) or ``57.2 ± 1.3 [54.0, 60.4]`` (mean ± std over seeds)."""
-    interval = format_interval(estimate["value"], estimate["low"], estimate["high"])
-    if estimate["std"] is None:
+    interval = format_interval(row["value"], row["low"], row["high"])
+    if row["std"] is None:
         return interval
     point, rest = interval.split(" ", 1)
-    return f"{point} ± {estimate['std']:.1f} {rest}"
+    return f"{point} ± {row['std']:.1f} {rest}"
 
 
 def _tables(rows, differences, s, threat, n, n_aa):
@@ -197,14 +208,22 @@ def _tables(rows, differences, s, threat, n, n_aa):
     sizes = dict(clean=n, pgd20=n, aa=n_aa)
     headers = [(m, f"{REGISTRY.build(attacks[m], threat=threat).column} (n={sizes[m]})") for m in METRICS]
     models = markdown_table([dict(model=row["model"], tail_mass=f"{row['tail_mass']:.3f}",
-                                  **{m: _cell(row[m]) for m in METRICS}) for row in rows.values()],
+                                  **{m: cell(row[m]) for m in METRICS}) for row in rows.values()],
                             [("model", "model"), *headers, ("tail_mass", "mass outside top-2")])
     paired = []
     for name, estimates in differences.items():
         a, b = name.split("-")
         paired.append(dict(label=f"{rows[a]['model']} − {rows[b]['model']}",
-                           **{m: _cell(estimates[m]) for m in METRICS}))
+                           **{m: cell(estimates[m]) for m in METRICS}))
     return models + "\n" + markdown_table(paired, [("label", "paired difference (points)"), *headers])
+
+
+def held_out_digits(train_digits, n):
+    """``n`` digits of the embedded MNIST test split left by ``train_digits`` (a fixed random subset:
+    the split is sorted by class), as ``(images, labels)``."""
+    test = EmbeddedMNIST(split="test", test_size=5000 - train_digits)
+    index = subset_indices(len(test), n)
+    return torch.stack([test[i]["inputs"] for i in index]), torch.tensor([test[i]["labels"] for i in index])
 
 
 def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
@@ -212,11 +231,8 @@ def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
     s = DemoSettings.from_options(options)
     select_runner_device(device)
     start = time.perf_counter()
-    test = EmbeddedMNIST(split="test", test_size=5000 - s.train_digits)
-    index = subset_indices(len(test), s.n_eval)  # the test split is sorted by class: sample it
-    x = torch.stack([test[i]["inputs"] for i in index])
-    y = torch.tensor([test[i]["labels"] for i in index])
-    n, n_aa = len(index), min(s.n_autoattack, len(index))
+    x, y = held_out_digits(s.train_digits, s.n_eval)
+    n, n_aa = len(y), min(s.n_autoattack, len(y))
     aa_index = subset_indices(n, n_aa)
     threat = ThreatModel(eps=s.eps, alpha=s.eval_alpha)
     device_name = None
@@ -251,16 +267,14 @@ def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
     log("\n" + table + "\n" + notes + f"Wrote {work_dir}/results.json, results.md, sparsity.png "
         f"({summary['seconds']['total']:.0f} s)")
     if s.analysis_examples:
-        _analyse(runs_by_seed[0], test, s, device_name, os.path.join(work_dir, "analysis"), log)
+        _analyse(runs_by_seed[0], s, device_name, os.path.join(work_dir, "analysis"), log)
     return summary
 
 
-def _analyse(runs, test, s, device, out, log):
+def _analyse(runs, s, device, out, log):
     """The analysis figures (``nat_tasks.cls.analysis``) of one seed's models on held-out digits."""
     start = time.perf_counter()
-    index = subset_indices(len(test), s.analysis_examples)
-    x = torch.stack([test[i]["inputs"] for i in index])
-    y = torch.tensor([test[i]["labels"] for i in index])
+    x, y = held_out_digits(s.train_digits, s.analysis_examples)
     info = dict(num_classes=EmbeddedMNIST.num_classes, in_channels=EmbeddedMNIST.in_channels,
                 image_size=EmbeddedMNIST.image_size, mean=EmbeddedMNIST.mean, std=EmbeddedMNIST.std)
     models = {label: load_classifier_weights(build_classifier("small_cnn", **info), runs[key]["checkpoint"])

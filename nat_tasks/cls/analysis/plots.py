@@ -20,7 +20,7 @@ def _pyplot():
     return plt
 
 
-def _panels(n_models, rows=1, width=4.2, height=3.6, caption=""):
+def panels(n_models, rows=1, width=4.2, height=3.6, caption=""):
     plt = _pyplot()
     fig_width = width * n_models + 1.6
     lines = textwrap.wrap(caption, width=int(CHARS_PER_INCH * fig_width)) if caption else []
@@ -34,7 +34,7 @@ def _panels(n_models, rows=1, width=4.2, height=3.6, caption=""):
     return fig, axes
 
 
-def _save(fig, path):
+def save_figure(fig, path):
     plt = _pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -100,13 +100,13 @@ def plot_sparsity(curves, path, title="Output-probability sparsity (held-out dig
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sparsity_panels(curves, path, caption=""):
     """``curves``: label -> dict(clean=curve, adversarial=curve or None); one panel per model,
     log scale, shared y axis."""
-    fig, axes = _panels(len(curves), caption=caption)
+    fig, axes = panels(len(curves), caption=caption)
     low = min(max(float(np.min(c[k])), 1e-12) for c in curves.values() for k in ("clean", "adversarial")
               if c.get(k) is not None)
     for ax, (label, curve) in zip(axes[0], curves.items()):
@@ -121,22 +121,22 @@ def plot_sparsity_panels(curves, path, caption=""):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("mean softmax probability", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_matrices(matrices, path, title, colorbar_label, caption="", names=None, cmap="viridis"):
     """``matrices``: label -> (C, C) array; one heatmap per model with one colour scale."""
-    fig, axes = _panels(len(matrices), caption=caption)
+    fig, axes = panels(len(matrices), caption=caption)
     names = _class_names(np.asarray(next(iter(matrices.values()))).shape[1], names)
     _heatmap_row(fig, axes[0], matrices, names, title, cmap, False, colorbar_label)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_class_rows(matrices, path, reference_class, bar_label, title, caption="", names=None,
                     symmetric=False, cmap="viridis"):
     """Top row: per model, row ``reference_class`` of its (C, C) matrix as bars (NaN: no bar);
     bottom row: the whole matrices as heatmaps. Both rows share one scale across models."""
-    fig, axes = _panels(len(matrices), rows=2, caption=caption)
+    fig, axes = panels(len(matrices), rows=2, caption=caption)
     num_classes = np.asarray(next(iter(matrices.values()))).shape[1]
     names = _class_names(num_classes, names)
     rows = {label: np.asarray(m, dtype=np.float64)[reference_class] for label, m in matrices.items()}
@@ -156,14 +156,14 @@ def plot_class_rows(matrices, path, reference_class, bar_label, title, caption="
     for ax in axes[1]:
         ax.set_xlabel("class j", fontsize=8)
         ax.set_ylabel("samples of class c", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_umap(embeddings, path, caption="", names=None):
     """``embeddings``: label -> dict(points=(N, 2), labels=(N,), score=float); one scatter per
     model, coloured by class (the same colours in every panel)."""
     plt = _pyplot()
-    fig, axes = _panels(len(embeddings), caption=caption)
+    fig, axes = panels(len(embeddings), caption=caption)
     num_classes = 1 + max(int(np.max(e["labels"])) for e in embeddings.values())
     names = _class_names(num_classes, names)
     cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20" if num_classes <= 20 else "turbo")
@@ -179,4 +179,4 @@ def plot_umap(embeddings, path, caption="", names=None):
         ax.set_yticks([])
     if num_classes <= 20:
         axes[0][-1].legend(fontsize=6, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -13,6 +13,19 @@ def craft_pgd(model, x, y, *, eps, alpha, steps):
         return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, random_start=True)
 
 
+def craft_trades_kl(model, x, *, eps, alpha, steps):
+    """TRADES' inner attack: Linf ascent on ``KL(f(x) || f(x'))`` from the clean prediction, random
+    start in the eps-ball, crafted in eval mode."""
+    with eval_mode(model):
+        with torch.no_grad():
+            p_clean = F.softmax(model(x), dim=1)
+
+        def kl_from_clean(x_adv):
+            return F.kl_div(F.log_softmax(model(x_adv), dim=1), p_clean, reduction="none").sum(dim=1)
+
+        return projected_gradient_ascent(kl_from_clean, x, eps=eps, alpha=alpha, steps=steps, random_start=True)
+
+
 @register_method("vanilla")
 def vanilla(model, x, y):
     """Vanilla training (VT): cross-entropy on clean images. Also how adversaries are trained."""
@@ -42,15 +55,7 @@ def trades(model, x, y, *, eps, alpha, steps, beta=6.0):
     code: the start point is uniform in the eps-ball (the shared PGD engine's random start) instead
     of ``x + 0.001 * N(0, 1)``; a zero start would have a zero gradient (the KL is minimal at x).
     """
-    with eval_mode(model):
-        with torch.no_grad():
-            p_clean = F.softmax(model(x), dim=1)
-
-        def kl_from_clean(x_adv):
-            return F.kl_div(F.log_softmax(model(x_adv), dim=1), p_clean, reduction="none").sum(dim=1)
-
-        x_adv = projected_gradient_ascent(kl_from_clean, x, eps=eps, alpha=alpha, steps=steps,
-                                          random_start=True)
+    x_adv = craft_trades_kl(model, x, eps=eps, alpha=alpha, steps=steps)
     logits_clean = model(x)
     logits_adv = model(x_adv)
     kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="batchmean")
