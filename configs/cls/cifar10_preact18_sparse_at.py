@@ -9,17 +9,16 @@
 # - training k = 120 (larger than the evaluation k = 20), 20 sPGD iterations, patience 10, the
 #   magnitude-gradient variant drawn per batch: NOT CHECKED against the reference's run scripts
 #   (its config defaults are k 20 / 100 iterations / patience 10 / 'rand').
-# Model selection: validation's attack is Linf PGD (model.val_attack), meaningless for an l0
-# model, so it is switched off (clean accuracy only) and the last checkpoint is kept, which is
-# what the reference evaluates.
+# Model selection: validation attacks 1000 held-out images with sPGD-100 at the evaluation k
+# (model.val_attack, threat 'l0') and the best-robust checkpoint is kept next to the last one (the
+# reference evaluates its last).
 _base_ = ['_base_/datasets/cifar10.py', '_base_/default_runtime.py']
 
 model = dict(arch='preact_resnet18',
              method=dict(type='sparse_at', k=120, steps=20, patience=10, variant='random'),
-             val_attack=dict(n_examples=0))
+             val_attack=dict(threat='l0', k=20, steps=100, n_examples=1000))
 train_dataloader = dict(batch_size=128)
 optim_wrapper = dict(type='OptimWrapper',
                      optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
 param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[25, 75], gamma=0.1)]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=100, val_interval=1)
-default_hooks = dict(checkpoint=dict(save_best=None))

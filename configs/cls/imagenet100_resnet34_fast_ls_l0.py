@@ -12,11 +12,9 @@ _base_ = ['_base_/datasets/imagenet100.py', '_base_/default_runtime.py']
 model = dict(arch='resnet34',
              method=dict(type='fast_ls_l0', k=200, variant='random', beta=3.0),
              soft_targets=dict(momentum=0.9, start_epoch=70),
-             # validation's attack is Linf PGD, meaningless for an l0 model: clean accuracy only,
-             # and the last checkpoint is kept
-             val_attack=dict(n_examples=0))
+             # validation: sPGD-100 at the evaluation k on 1000 held-out images; best-robust kept
+             val_attack=dict(threat='l0', k=200, steps=100, n_examples=1000))
 optim_wrapper = dict(type='OptimWrapper',
                      optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
 param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[25, 75], gamma=0.1)]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=100, val_interval=1)
-default_hooks = dict(checkpoint=dict(save_best=None))

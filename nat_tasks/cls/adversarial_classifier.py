@@ -29,6 +29,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from nat_tasks.core.attacks import pgd
+from nat_tasks.core.sparse import check_k, check_l0, spgd
 from nat_tasks.core.errors import NatError, check_eps, check_finite
 
 from .architectures import build_classifier
@@ -55,7 +56,9 @@ class AdversarialClassifier(BaseModel):
     - ``method``: ``dict(type=name, **settings)`` (``methods.build_method``).
     - ``nasty``: for NAT, ``dict(weight, tau, scale_by_tau2, adversary=dict(arch, checkpoint,
       trained_by, precision))`` (``nasty_section.py``); the adversary may be a list (ensemble).
-    - ``val_attack``: ``dict(eps, alpha, steps, n_examples)``: the Linf PGD of validation.
+    - ``val_attack``: ``dict(eps, alpha, steps, n_examples)``: the Linf PGD of validation, or
+      ``dict(threat='l0', k, steps, n_examples)``: sPGD (unprojected, at most ``k`` pixel
+      locations; every batch checked) for models of the l0 threat model.
     """
 
     def __init__(self, arch, num_classes, method, *, in_channels=3, image_size=32, mean=None, std=None,
@@ -77,8 +80,7 @@ class AdversarialClassifier(BaseModel):
         # every module context follows .to(); a stateless one (a FrozenAdversary teacher) adds no key
         self.method_state = nn.ModuleDict({
             name: obj for name, obj in self.method.context.items() if isinstance(obj, nn.Module)})
-        self.val_attack = {**dict(eps=8 / 255, alpha=2 / 255, steps=10, n_examples=1000), **(val_attack or {})}
-        check_eps(self.val_attack["eps"], what="val_attack eps")
+        self.val_attack = _val_attack(val_attack, image_size)
         self._val_attack_left = 0
 
     def forward(self, inputs, labels=None, index=None, mode="tensor"):
@@ -108,9 +110,29 @@ class AdversarialClassifier(BaseModel):
         adv_correct = [None] * len(inputs)
         n = min(len(inputs), self._val_attack_left)
         if n > 0:
-            attack = {k: v for k, v in self.val_attack.items() if k != "n_examples"}
-            x_adv = pgd(self.classifier, inputs[:n], labels[:n], **attack)  # enables grad itself
+            attack = {k: v for k, v in self.val_attack.items() if k not in ("n_examples", "threat")}
+            if self.val_attack["threat"] == "l0":
+                x_adv = check_l0(spgd(self.classifier, inputs[:n], labels[:n], **attack), inputs[:n], attack["k"])
+            else:
+                x_adv = pgd(self.classifier, inputs[:n], labels[:n], **attack)  # enables grad itself
             with torch.no_grad():
                 adv_correct[:n] = (self.classifier(x_adv).argmax(dim=1) == labels[:n]).tolist()
             self._val_attack_left -= n
         return [dict(correct=c, adv_correct=a) for c, a in zip(correct.tolist(), adv_correct)]
+
+
+def _val_attack(cfg, image_size):
+    """``model.val_attack`` with its threat model's defaults, checked (``image_size``: the l0 budget's bound)."""
+    cfg = dict(cfg or {})
+    threat = cfg.setdefault("threat", "linf")
+    if threat == "l0":
+        cfg = {**dict(steps=100, n_examples=1000), **cfg}
+        if "k" not in cfg:
+            raise NatError("model.val_attack with threat='l0' needs k (pixel locations), e.g. k=20")
+        check_k(cfg["k"], torch.empty(1, 1, image_size, image_size))
+        return cfg
+    if threat != "linf":
+        raise NatError(f"model.val_attack.threat must be 'linf' or 'l0', got {threat!r}")
+    cfg = {**dict(eps=8 / 255, alpha=2 / 255, steps=10, n_examples=1000), **cfg}
+    check_eps(cfg["eps"], what="val_attack eps")
+    return cfg

@@ -8,6 +8,7 @@ from nat_tasks.cls.adversarial_classifier import SECTIONS, AdversarialClassifier
 from nat_tasks.cls.architectures import build_classifier
 from nat_tasks.cls.metric import AdversarialAccuracy
 from nat_tasks.core.errors import NatError
+from nat_tasks.core.sparse import changed_locations, spgd
 
 NAT = dict(type="nat", eps=0.1, alpha=0.05, steps=1)
 
@@ -135,3 +136,29 @@ def test_validation_attacks_the_first_n_examples_of_each_run():
     model.train()
     model.eval()  # a new validation run: the budget starts afresh
     assert all(s["adv_correct"] is not None for s in model(x, y, mode="predict"))
+
+
+def test_an_l0_validation_attack_is_spgd_at_k():
+    model = make_model(val_attack=dict(threat="l0", k=3, steps=5, n_examples=4))
+    torch.manual_seed(0)
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    model.eval()
+    torch.manual_seed(1)
+    flags = [s["adv_correct"] for s in model(x, y, mode="predict")]
+    torch.manual_seed(1)
+    x_adv = spgd(model.classifier, x, y, k=3, steps=5)
+    assert changed_locations(x_adv, x).max() <= 3
+    with torch.no_grad():
+        assert flags == (model.classifier(x_adv).argmax(dim=1) == y).tolist()
+
+
+@pytest.mark.parametrize("val_attack,message", [
+    (dict(threat="l0", steps=5), "needs k (pixel locations)"),
+    (dict(threat="l0", k=2000), "k=2000 pixels is outside [1, 1024]"),
+    (dict(threat="l2"), "must be 'linf' or 'l0'"),
+    (dict(eps=2.0), "val_attack eps"),
+])
+def test_bad_validation_attacks_are_one_line(val_attack, message):
+    with pytest.raises(NatError) as err:
+        make_model(val_attack=val_attack)
+    assert message in str(err.value) and "\n" not in str(err.value)
