@@ -1,8 +1,8 @@
 # Fast-LS-l0 of ResNet-34 on ImageNet-100 (224 x 224), the l0 threat model at k = 200 pixel
 # locations (../shared/papers/sparse_l0_facts.md: sAA's ImageNet-100 budget). Evaluate:
-#   python tools/eval_cls.py configs/cls/imagenet100_resnet34_fast_ls_l0.py work_dirs/imagenet100_resnet34_fast_ls_l0/epoch_100.pth --threat l0 --k 200 --attacks clean,saa --n-examples 500 --batch-size 64
-# (sAA on ImageNet-100: 500 examples, batch 64, Sparse-RS with 3000 queries / p_init 0.3 / margin
-# loss in the paper's setting; the registry's saa uses CIFAR's Sparse-RS settings.)
+#   python tools/eval_cls.py configs/cls/imagenet100_resnet34_fast_ls_l0.py work_dirs/imagenet100_resnet34_fast_ls_l0/epoch_100.pth --threat l0 --k 200 --attacks clean,saa-imagenet --n-examples 500 --batch-size 64
+# (sAA on ImageNet-100: 500 examples, batch 64; saa-imagenet's Sparse-RS stage has the paper's
+# ImageNet-100 setting, 3000 queries / p_init 0.3 / margin loss; plain saa has CIFAR's.)
 # NOT CHECKED, our choices: training k = 200 (the evaluation budget; CIFAR trains at 6x its
 # evaluation k, which we do not extrapolate), the schedule of the CIFAR sPGD setup (SGD momentum
 # 0.9, wd 5e-4, lr 0.05, 100 epochs, x0.1 at 1/4 and 3/4), batch 128 (the data set base's), beta 3

@@ -289,13 +289,14 @@ class SPGDProjected(SPGD):
 @REGISTRY.register(r"sparse-rs(?P<queries>\d+)?", "sparse-rs[<q>]")
 class SparseRS(_Sparse):
     """Sparse-RS (black box), q queries (default 10000), p_init 0.8, CE loss (the CIFAR setting)."""
-    p_init, loss = 0.8, "ce"
+    p_init, loss, default_queries, label = 0.8, "ce", SAA_QUERIES, "Sparse-RS"
 
-    def __init__(self, queries=SAA_QUERIES, *, threat, progress=False):
+    def __init__(self, queries=None, *, threat, progress=False):
+        queries = self.default_queries if queries is None else queries
         _at_least_one(queries=queries)
         self._check(threat)
         self.queries, self.threat, self.progress = queries, threat, progress
-        self.column = f"Sparse-RS-{queries}"
+        self.column = f"{self.label}-{queries}"
 
     def __call__(self, model, x, y):
         return sparse_rs(model, x, y, k=self.threat.k, queries=self.queries, p_init=self.p_init, loss=self.loss,
@@ -310,22 +311,39 @@ class SparseRS(_Sparse):
 class SparseAutoAttack(_Sparse):
     """sparse-AutoAttack: sPGD-unprojected -> sPGD-projected (n iterations each, patience 3) ->
     Sparse-RS (q queries), each on the survivors; the paper's 10000 / 10000 by default."""
-    column = "sAA"
+    label = "sAA"
 
-    def __init__(self, steps=SAA_STEPS, queries=SAA_QUERIES, *, threat, progress=False):
+    rs = SparseRS  # the last stage's settings (p_init, loss, default queries)
+
+    def __init__(self, steps=SAA_STEPS, queries=None, *, threat, progress=False):
+        queries = self.rs.default_queries if queries is None else queries
         _at_least_one(steps=steps, queries=queries)
         self._check(threat)
         self.steps, self.queries, self.threat, self.progress = steps, queries, threat, progress
-        self.column = "sAA" if (steps, queries) == (SAA_STEPS, SAA_QUERIES) else f"sAA-{steps}/{queries}"
+        default = (steps, queries) == (SAA_STEPS, self.rs.default_queries)
+        self.column = self.label if default else f"{self.label}-{steps}/{queries}"
         self.last_stages = None  # the last batch's per-stage counts and times
 
     def __call__(self, model, x, y):
         x_adv, info = sparse_autoattack(model, x, y, k=self.threat.k, steps=self.steps, queries=self.queries,
-                                        progress=self.progress, return_info=True)
+                                        p_init=self.rs.p_init, rs_loss=self.rs.loss, progress=self.progress,
+                                        return_info=True)
         self.last_stages = info["stages"]
         return x_adv
 
     def describe(self):
         return (f"sparse-AutoAttack: sPGD unprojected ({self.steps} it) -> sPGD projected ({self.steps} it), "
-                f"patience {EVAL_PATIENCE} -> Sparse-RS ({self.queries} q, p_init=0.8, CE), each on the "
-                f"survivors, {self.threat.describe()}")
+                f"patience {EVAL_PATIENCE} -> {self.rs.label} ({self.queries} q, p_init={self.rs.p_init}, "
+                f"{self.rs.loss.upper()}), each on the survivors, {self.threat.describe()}")
+
+
+@REGISTRY.register(r"sparse-rs-imagenet(?P<queries>\d+)?", "sparse-rs-imagenet[<q>]")
+class SparseRSImageNet(SparseRS):
+    """Sparse-RS in sAA's ImageNet-100 setting: q queries (default 3000), p_init 0.3, margin loss."""
+    p_init, loss, default_queries, label = 0.3, "margin", 3000, "Sparse-RS-ImageNet"
+
+
+@REGISTRY.register(r"saa-imagenet(?P<steps>\d+)?(?:q(?P<queries>\d+))?", "saa-imagenet[<n>][q<q>]")
+class SparseAutoAttackImageNet(SparseAutoAttack):
+    """sparse-AutoAttack with the ImageNet-100 Sparse-RS stage (3000 queries, p_init 0.3, margin)."""
+    rs, label = SparseRSImageNet, "sAA-ImageNet"

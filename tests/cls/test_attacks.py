@@ -117,6 +117,7 @@ def test_threat_model_is_checked():
 
 
 # ---- the sparse (l0) attacks ----------------------------------------------------------------------
+from nat_tasks.cls import attacks as cls_attacks  # noqa: E402
 from nat_tasks.cls.attacks import SparseThreat, check_threat  # noqa: E402
 
 L0 = SparseThreat(k=20)
@@ -133,17 +134,37 @@ SPARSE = "patience 3, alpha=0.25, beta=0.25, CE/margin loss, early stop, L0 k=20
             "Sparse-RS (10000 q, p_init=0.8, CE), each on the survivors, L0 k=20 pixels", "sAA"),
     ("saa300q1000", "sparse-AutoAttack: sPGD unprojected (300 it) -> sPGD projected (300 it), patience 3 -> "
                     "Sparse-RS (1000 q, p_init=0.8, CE), each on the survivors, L0 k=20 pixels", "sAA-300/1000"),
+    ("sparse-rs-imagenet", "Sparse-RS, 3000 q, p_init=0.3, MARGIN loss, L0 k=20 pixels", "Sparse-RS-ImageNet-3000"),
+    ("saa-imagenet", "sparse-AutoAttack: sPGD unprojected (10000 it) -> sPGD projected (10000 it), patience 3 -> "
+                     "Sparse-RS-ImageNet (3000 q, p_init=0.3, MARGIN), each on the survivors, L0 k=20 pixels",
+     "sAA-ImageNet"),
 ])
 def test_sparse_names_carry_iterations_and_queries(name, description, column):
     attack = REGISTRY.build(name, threat=L0)
     assert attack.describe() == description and attack.column == column
-    for syntax in ("spgd[<n>]", "spgd-proj[<n>]", "sparse-rs[<q>]", "saa[<n>][q<q>]"):
+    for syntax in ("spgd[<n>]", "spgd-proj[<n>]", "sparse-rs[<q>]", "saa[<n>][q<q>]", "sparse-rs-imagenet[<q>]",
+                   "saa-imagenet[<n>][q<q>]"):
         assert syntax in REGISTRY.syntax().split(", ")
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("sparse-rs-imagenet", dict(queries=3000, p_init=0.3, loss="margin")),
+    ("saa-imagenet7q9", dict(steps=7, queries=9, p_init=0.3, rs_loss="margin")),
+    ("saa7q9", dict(steps=7, queries=9, p_init=0.8, rs_loss="ce")),
+])
+def test_the_sparse_rs_setting_reaches_the_attack(monkeypatch, name, expected):
+    calls = []
+    fake = lambda model, x, y, **kwargs: calls.append(kwargs) or (x, dict(stages=[]))  # noqa: E731
+    monkeypatch.setattr(cls_attacks, "sparse_rs", fake)
+    monkeypatch.setattr(cls_attacks, "sparse_autoattack", fake)
+    REGISTRY.build(name, threat=L0)(None, torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long))
+    assert expected.items() <= calls[0].items() and calls[0]["k"] == 20
 
 
 @pytest.mark.parametrize("name,threat,message", [
     ("pgd20", L0, "attack 'pgd20' is an Linf attack, the threat model is L0 (L0 k=20 pixels); under it use: "
-                  "clean, spgd[<n>], spgd-proj[<n>], sparse-rs[<q>], saa[<n>][q<q>]"),
+                  "clean, spgd[<n>], spgd-proj[<n>], sparse-rs[<q>], saa[<n>][q<q>], sparse-rs-imagenet[<q>], "
+                  "saa-imagenet[<n>][q<q>]"),
     ("aa", L0, "attack 'aa' is an Linf attack"),
     ("saa", THREAT, "attack 'saa' is an L0 attack, the threat model is Linf (Linf eps=0.03137 (8/255)); under it "
                     "use: clean, fgsm,"),
