@@ -1,0 +1,5 @@
+# TRADES (beta 6) of PreActResNet-18 on CIFAR-100 (Table 2's TRADES row): Linf 8/255, step 2/255, 10 KL steps.
+_base_ = ['_base_/datasets/cifar100.py', '_base_/schedules/sgd_300e.py', '_base_/default_runtime.py']
+
+model = dict(arch='preact_resnet18',
+             method=dict(type='trades', eps=8 / 255, alpha=2 / 255, steps=10, beta=6.0))
