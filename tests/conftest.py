@@ -46,15 +46,28 @@ class EvilCheckpoint:
 
 
 @pytest.fixture(autouse=True)
-def forget_mmengine_loggers():
-    """mmengine keeps every ``MMLogger`` by name and a runner names its logger after the config and
-    the second it started: two in-process runs of one config in the same second would share a
-    logger whose stream handler writes to the first test's (closed) captured stdout."""
+def forget_mmengine_instances():
+    """mmengine keeps every logger, visualizer and message hub by name, and a runner names them
+    after the config and the second it started: two in-process runs of one config in the same
+    second would share them (the second run's scalars.json lands in the first run's folder, its
+    log in the first test's closed capture). Each test's instances are dropped after it; the
+    registries' default scopes are kept (modules set them at import)."""
     yield
-    if "mmengine.logging" in sys.modules:
-        from mmengine.logging import MMLogger
-        while MMLogger._instance_dict:
-            for handler in MMLogger._instance_dict.popitem()[1].handlers:
+    if "mmengine.utils" not in sys.modules:
+        return
+    from mmengine.registry import DefaultScope
+    from mmengine.utils import ManagerMixin
+
+    def managed(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from managed(sub)
+
+    for cls in set(managed(ManagerMixin)):
+        if issubclass(cls, DefaultScope):
+            continue
+        while cls._instance_dict:
+            for handler in getattr(cls._instance_dict.popitem()[1], "handlers", ()):
                 handler.close()
 
 
