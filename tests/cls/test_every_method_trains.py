@@ -42,7 +42,8 @@ def sections(parameters, frozen):
 
 
 def test_every_method_has_settings_here():
-    assert sorted(SETTINGS) == sorted(METHODS)
+    shipped = [name for name, fn in METHODS.items() if fn.__module__.startswith("nat_tasks.")]  # not tests' own
+    assert sorted(SETTINGS) == sorted(shipped)
 
 
 @pytest.fixture

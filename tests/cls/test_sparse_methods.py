@@ -187,7 +187,8 @@ def test_fast_ls_l0_trains_end_to_end_and_resume_restores_the_soft_targets_bit_f
     stopped after epoch 2 and resumed to 3 ends with the uninterrupted run's targets and weights."""
     data = write_cifar10(str(tmp_path / "cifar"), per_batch=10)  # 30 training images: 2 steps per epoch
     path = write_config(tmp_path / "fast.py", base="cifar10_preact18_fast_ls_l0.py", data_root=data,
-                        model=dict(method=dict(k=8), soft_targets=dict(start_epoch=1), val_attack=dict(n_examples=0)),
+                        model=dict(method=dict(k=8), soft_targets=dict(start_epoch=1),
+                                   val_attack=dict(k=8, steps=2, n_examples=4)),
                         default_hooks=dict(checkpoint=dict(max_keep_ckpts=-1)))
 
     def fit(name, epochs, resume=False):
