@@ -1,19 +1,20 @@
 """Classification for NAT: data sets, networks, training methods, the mmengine trainer, attacks,
 evaluation and the analysis figures (``analysis``).
 
-Importing this package registers the data sets, the model, the metric and the hooks in mmengine's
-registries (a config says ``custom_imports=dict(imports=['nat_tasks.cls'])``), the 'atomic_local'
-checkpoint backend, and makes every checkpoint load weights-only (``nat_tasks.runtime``).
+Importing this package registers the data sets, the model, the metric, the hooks and the SAM
+optimizer wrapper in mmengine's registries (a config says
+``custom_imports=dict(imports=['nat_tasks.cls'])``), the model's config sections ``model.teacher`` and
+``model.soft_targets`` (``model.nasty`` is built in), the 'atomic_local' checkpoint backend, and makes every
+checkpoint load weights-only (``nat_tasks.runtime``).
 
     from nat_tasks.cls import build_classifier, evaluate, ThreatModel
 """
 from nat_tasks import runtime  # noqa: F401  (weights-only checkpoint loads; the 'atomic_local' backend)
 
-from . import data, hooks, metric  # noqa: F401  (mmengine registrations)
-from . import sam  # noqa: F401  (the SAMOptimWrapper)
+# mmengine registrations (data sets, hooks, metric, SAMOptimWrapper) and the model's config
+# sections model.teacher (distillation) and model.soft_targets (self-adaptive soft labels)
+from . import data, hooks, metric, sam, soft_targets_section, teacher_section  # noqa: F401
 from .adversarial_classifier import AdversarialClassifier
-from . import teacher_section  # noqa: F401,E402  (model.teacher: the distillation teacher)
-from . import soft_targets_section  # noqa: F401,E402  (model.soft_targets: self-adaptive soft labels)
 from .analysis import analyze_models
 from .architectures import CLASSIFIERS, Classifier, build_classifier
 from .attacks import REGISTRY as ATTACKS, ThreatModel
