@@ -27,7 +27,7 @@ import tempfile
 import torch
 from mmengine.optim import build_optim_wrapper
 
-from bench_common import cpu_info, timed  # benchmarks/ is the script folder: on sys.path
+from bench_common import cpu_info, ratios_to, timed  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
 from nat_tasks.cls.architectures import build_classifier
 from nat_tasks.cls.data import CIFAR10
@@ -81,17 +81,12 @@ def run(args):
             times[name].append(step(name))
         print(f"round {i + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
               file=sys.stderr, flush=True)  # progress: a round takes minutes on a loaded CPU
-    reference = times["pgd_at_fp32"]
     report = dict(model="preact_resnet18", batch_size=args.batch_size, pgd_steps=ATTACK["steps"],
                   device=str(device), amp_dtype=dtype, threads=torch.get_num_threads(), repeats=args.repeats,
                   cpu=cpu_info(), load_average=os.getloadavg(),
                   step_s={name: round(statistics.median(t), 3) for name, t in times.items()},
                   target=dict(nat_amp_vs_pgd_at_fp32="<= 0.8"))
-    for name in runs:
-        if name != "pgd_at_fp32":
-            ratios = [t / r for t, r in zip(times[name], reference)]
-            report[f"{name}_vs_pgd_at_fp32"] = dict(ratio_median=round(statistics.median(ratios), 4),
-                                                    ratios=[round(r, 4) for r in ratios])
+    report.update(ratios_to(times, "pgd_at_fp32"))
     return report
 
 

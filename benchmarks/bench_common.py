@@ -1,5 +1,7 @@
 """What every benchmark shares: the CPU it ran on (print it with every figure: bfloat16 is fast
-only where the bf16/AMX flags exist) and a wall-clock timer that waits for CUDA."""
+only where the bf16/AMX flags exist), a wall-clock timer that waits for CUDA, and the per-round
+ratios to a reference."""
+import statistics
 import subprocess
 import time
 
@@ -40,3 +42,15 @@ def cifar_model_and_batch(args, device):
     torch.manual_seed(0)
     model = build_classifier(args.model, 10, mean=CIFAR10.mean, std=CIFAR10.std).to(device).eval()
     return model, torch.rand(args.batch_size, 3, 32, 32, device=device)
+
+
+def ratios_to(times, reference):
+    """Per timed variant but ``reference``: the per-round ratios to the reference (rounds are
+    interleaved, so each ratio compares steps taken under the same load) and their median."""
+    out = {}
+    for name, series in times.items():
+        if name != reference:
+            ratios = [t / r for t, r in zip(series, times[reference])]
+            out[f"{name}_vs_{reference}"] = dict(ratio_median=round(statistics.median(ratios), 4),
+                                                 ratios=[round(r, 4) for r in ratios])
+    return out

@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from bench_common import cpu_info  # benchmarks/ is the script folder: on sys.path
+from bench_common import cpu_info, ratios_to  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import default_device
 
 ATTACK = dict(eps=8 / 255, alpha=2 / 255, steps=10)
@@ -79,11 +79,7 @@ def distillation_steps(repeats, batch_size, device, teacher_arch, teacher_precis
                   batch_size=batch_size, pgd_steps=ATTACK["steps"], device=device, clock=clock,
                   threads=torch.get_num_threads(), repeats=repeats, cpu=cpu_info(),
                   step_s={name: round(statistics.median(t), 3) for name, t in times.items()})
-    for name in METHODS:
-        if name != "pgd_at":
-            ratios = [t / r for t, r in zip(times[name], times["pgd_at"])]
-            report[f"{name}_vs_pgd_at"] = dict(ratio_median=round(statistics.median(ratios), 4),
-                                               ratios=[round(r, 4) for r in ratios])
+    report.update(ratios_to(times, "pgd_at"))
     return report
 
 

@@ -72,6 +72,16 @@ def forget_mmengine_instances():
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models: a second intra-op thread only contends on a loaded 2-core machine (tens of
+    times slower); torch's thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def evil_checkpoint(tmp_path, request):
     """An ``EvilCheckpoint`` in ``tmp_path``; parametrize indirectly with ``True`` for the legacy format."""
     return EvilCheckpoint(tmp_path, legacy=getattr(request, "param", False))

@@ -15,6 +15,7 @@ states. Zoo files are read weights-only (``core.checkpoint.safe_load``), unlike 
 loader, and their key conventions (a ``state_dict`` entry, ``module.``/``model.`` prefixes, a
 ``last`` entry) are undone as robustbench's ``load_model`` does.
 """
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -22,6 +23,8 @@ import inspect
 import os
 import sys
 import warnings
+
+import torch
 
 from nat_tasks.core.checkpoint import load_weights, safe_load, state_dict_of
 from nat_tasks.core.errors import NatError
@@ -110,13 +113,28 @@ class ZooClassifier(Classifier):
                        f"(e.g. {unexpected[:1]})")
 
 
-def _downloads_when_built(constructor):
-    """Whether a zoo constructor asks torchvision or timm for pretrained weights (ImageNet's
-    Standard_R50 and the XCiT/DeiT entries do: their weights *are* the hub's)."""
+def _asks_for_hub_weights(constructor):
+    """Whether a zoo constructor's source asks torchvision or timm for their published weights
+    (ImageNet's Standard_R50 and the XCiT/DeiT entries do: their weights *are* the hub's); such an
+    entry is refused before it is built, so nothing is fetched."""
     try:
         return "pretrained=True" in inspect.getsource(constructor)
     except (OSError, TypeError):
         return False
+
+
+@contextlib.contextmanager
+def _no_hub_downloads(spec):
+    """Build a zoo model with torch.hub's downloader replaced by a one-line error: the source check
+    above cannot see every path to a download, this refuses whatever reaches torch.hub."""
+    def refuse(url, *args, **kwargs):
+        raise NatError(f"{ZOO_PREFIX}{spec}: robustbench's definition downloads {url} when it is built, "
+                       "which nat_tasks never does")
+    saved, torch.hub.download_url_to_file = torch.hub.download_url_to_file, refuse
+    try:
+        yield
+    finally:
+        torch.hub.download_url_to_file = saved
 
 
 def _strip(state, prefix):
@@ -137,10 +155,12 @@ def build_zoo_classifier(spec, num_classes, in_channels, image_size):
                        f"{importlib.metadata.version('robustbench')}); e.g. {', '.join(list(entries)[:3])}")
     if isinstance(entries[name]["gdrive_id"], list):
         raise NatError(f"{ZOO_PREFIX}{spec} is an ensemble of several zoo files, which is not supported")
-    if _downloads_when_built(entries[name]["model"]):
+    if _asks_for_hub_weights(entries[name]["model"]):
         raise NatError(f"{ZOO_PREFIX}{spec}: robustbench's definition downloads pretrained weights when "
                        "it is built (torchvision/timm hub weights), which nat_tasks never does")
     if (ZOO_CLASSES[dataset], in_channels) != (num_classes, 3):
         raise NatError(f"{ZOO_PREFIX}{spec} predicts {ZOO_CLASSES[dataset]} classes of RGB images, but the "
                        f"config has {num_classes} classes and {in_channels} channels")
-    return ZooClassifier(entries[name]["model"](), dataset, threat_model, name)
+    with _no_hub_downloads(spec):
+        net = entries[name]["model"]()
+    return ZooClassifier(net, dataset, threat_model, name)

@@ -14,13 +14,7 @@ from .test_regularizers import ONE_X, P, one_sample_model, train_one_epoch
 ATTACK = dict(eps=0.1, alpha=0.05, steps=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: threads only contend on a loaded machine (tens of times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def total(terms):

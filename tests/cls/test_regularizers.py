@@ -24,13 +24,7 @@ ONE_X, ONE_Y = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]]), torch.tensor([0])
 P = [math.e / (math.e + 1 + 1 / math.e), 1 / (math.e + 1 + 1 / math.e), 1 / math.e / (math.e + 1 + 1 / math.e)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: threads only contend on a loaded machine (tens of times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def one_sample_model():

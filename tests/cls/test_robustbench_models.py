@@ -77,3 +77,21 @@ def test_problems_are_one_line(zoo_file, tmp_path):
             (ARCH, 100, "predicts 10 classes of RGB images, but the config has 100 classes")]:
         with pytest.raises(NatError, match=message):
             build_classifier(arch, num_classes)
+
+
+def test_a_zoo_definition_that_reaches_torch_hub_is_refused_and_fetches_nothing(monkeypatch):
+    """A constructor whose source does not say ``pretrained=True`` but downloads anyway (through
+    torch.hub, as torchvision's and timm's weight loaders do) stops at the first download."""
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+    from robustbench.model_zoo.models import model_dicts
+
+    def fetching():
+        torch.hub.download_url_to_file("https://example.invalid/w.pth", "/nonexistent/w.pth")
+
+    entries = model_dicts[BenchmarkDataset("cifar10")][ThreatModel("Linf")]
+    monkeypatch.setitem(entries, "Fetching2099", dict(model=fetching, gdrive_id="x"))
+    real = torch.hub.download_url_to_file
+    with pytest.raises(NatError) as err:
+        build_classifier("robustbench:cifar10/Linf/Fetching2099", 10)
+    assert "downloads https://example.invalid/w.pth when it is built" in str(err.value)
+    assert torch.hub.download_url_to_file is real  # restored after the build
