@@ -117,7 +117,7 @@ def tool_error(capsys):
     return run
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def torchrun():
     """``torchrun(tool, *argv)``: ``tools/<tool>.py`` in 2 CPU processes under torchrun (gloo,
     ``--launcher pytorch --device cpu`` added); asserts success and returns the combined output."""

@@ -43,16 +43,14 @@ from nat_tasks.cls import (ATTACKS, ThreatModel, build_adversary, classifier_fro
                            gradient_masking_checklist, load_cls_config, nasty_spec, subset_indices)
 from nat_tasks.cls.architectures import data_info
 from nat_tasks.cls.attacks import SparseThreat
-from nat_tasks.cls.eval_state import examples_sha256, file_sha256, open_state, rank_and_world
+from nat_tasks.cls.eval_state import examples_sha256, file_sha256, open_state
 from nat_tasks.cls.evaluation import build_attacks, evaluation_settings, transfer_attacks
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sanity import checks_markdown
 from nat_tasks.core.stats import bootstrap_interval
-from nat_tasks.runtime import markdown_table, resolve_device, select_runner_device, tool_main, write_results
-from nat_tasks.runtime.distributed import process_group
-
-LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+from nat_tasks.runtime import markdown_table, resolve_device, tool_main, write_results
+from nat_tasks.runtime.distributed import check_launch, process_group, rank_and_world
 
 
 def parse_args(argv):
@@ -186,22 +184,11 @@ def worst_case(state):
                 n=len(flags), flags=flags)
 
 
-def check_launch(args):
-    """Under a launcher every process takes its own GPU (``LOCAL_RANK``), or runs on CPUs."""
-    if args.launcher not in LAUNCHERS:
-        raise NatError(f"--launcher {args.launcher!r}: expected one of {', '.join(LAUNCHERS)}")
-    if args.launcher != "none" and args.device not in (None, "cpu", "cuda"):
-        raise NatError(f"--device {args.device} under --launcher {args.launcher}: each process uses the GPU of its "
-                       "LOCAL_RANK; pass --device cuda (or cpu)")
-    if args.launcher != "none" and args.device == "cpu":
-        select_runner_device("cpu")  # hide GPUs before the process group picks its backend (gloo)
-
-
 @tool_main
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     cfg = load_cls_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)
-    check_launch(args)
+    check_launch(args.launcher, args.device)
     if args.resume and args.checklist:
         raise NatError("--resume continues an attack evaluation; the --checklist runs afresh")
     if args.checklist and args.transfer_from:

@@ -166,19 +166,3 @@ def _from_rank0(read):
     box = [read() if dist.get_rank() == 0 else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def share(records):
-    """Every process's ``records`` (a list), concatenated in rank order (one process: its own)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return records
-    everyone = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, records)
-    return [record for part in everyone for record in part]
-
-
-def rank_and_world():
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-

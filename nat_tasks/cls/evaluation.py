@@ -20,9 +20,10 @@ from nat_tasks.core.attack_registry import Attack
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sparse import check_l0
 from nat_tasks.core.stats import bootstrap_interval
+from nat_tasks.runtime.distributed import rank_and_world, share
 
 from .attacks import REGISTRY, check_threat
-from .eval_state import EvalState, batch_seed, rank_and_world, share
+from .eval_state import EvalState, batch_seed
 
 TRANSFER_FROM = ("pgd20", "cw")  # crafted on each --transfer-from surrogate: Table 5's black-box columns
 

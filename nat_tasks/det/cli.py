@@ -10,9 +10,11 @@ def add_runner_args(parser):
     """The options both tools share with mmdet's: overrides, launcher, device, local rank."""
     from mmengine.config import DictAction
 
+    from nat_tasks.runtime.distributed import LAUNCHERS
+
     parser.add_argument("--cfg-options", nargs="+", action=DictAction,
                         help="override config settings, key=value (mmengine syntax)")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
 

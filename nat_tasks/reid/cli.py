@@ -15,6 +15,7 @@ from mmengine.config import DictAction
 from nat_tasks.core.adversary import PRECISIONS
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime.amp import AMP_DTYPES
+from nat_tasks.runtime.distributed import LAUNCHERS
 
 from .attacks import REGISTRY, attack_kinds
 from .config import config_file, method_of, reid_config
@@ -38,7 +39,8 @@ SHORTCUTS = {
     "num_instances": ("sampler.num_instances",), "lr": ("optimizer.lr",),
     "stepsize": ("lr_scheduler.stepsize",), "margin": ("loss.triplet.margin",),
     "print_freq": ("train.print_freq",), "eval_freq": ("test.eval_freq",), "seed": ("seed",),
-    "device": ("device",), "resume": ("resume",), "amp": ("train.amp",), "amp_dtype": ("train.amp_dtype",),
+    "device": ("device",), "launcher": ("launcher",), "resume": ("resume",),
+    "amp": ("train.amp",), "amp_dtype": ("train.amp_dtype",),
     "attack": ("test.attacks",), "attack_eps": ("test.eps",), "attack_step": ("test.alpha",),
     "attack_steps": ("test.steps",), "checklist": ("test.checklist",),
 }
@@ -136,6 +138,8 @@ def train_parser():
     _option(g, "--amp", "mixed precision: attack and forward under autocast, float32 weights",
             action="store_true")
     _option(g, "--amp-dtype", "bfloat16 (default where the device has it) or float16", choices=AMP_DTYPES)
+    _option(g, "--launcher", "pytorch: one process per GPU (or CPU process) under torchrun --nproc_per_node "
+            "N, each with --batch-size images of the global batch", choices=LAUNCHERS)
     _add_evaluation_options(p)
     p.add_argument("--eval-only", action="store_true", help="tools/test_reid.py CONFIG --weights")
     p.add_argument("--weights", nargs="+", metavar="CKPT", help="--eval-only: one table row each")
@@ -205,6 +209,9 @@ def run_evaluation(path, weights, args):
 def train_main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args = train_parser().parse_args(argv)
+    if (args.demo or args.eval_only) and args.launcher not in (None, "none"):
+        raise NatError("--launcher trains one config in several processes; the demo and "
+                       "--eval-only run in one")
     if args.demo or not argv:
         if args.config:
             raise NatError("--demo runs its own configs (configs/reid/synthetic_market1501_*); "

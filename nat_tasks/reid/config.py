@@ -9,10 +9,11 @@
     loss       torchreid's: softmax.label_smooth, triplet.margin / weight_t / weight_x
     optimizer  / lr_scheduler: keyword arguments of torchreid's ``build_optimizer`` /
                ``build_lr_scheduler``
-    train      max_epoch, batch_size, print_freq
+    train      max_epoch, batch_size (per process), print_freq, amp, amp_dtype, sync_bn (GPUs)
     test       batch_size (None: train's), eval_freq, ranks, and the evaluation's metric attacks:
                attacks (kinds), eps (a list), alpha, steps, checklist
-    seed, device (None: cuda when available), resume, work_dir
+    seed, device (None: cuda when available), resume, work_dir, launcher ('none' or 'pytorch':
+               several processes under torchrun, ``distributed``)
 
 The files live in ``configs/reid/``; the command line's options are shortcuts for these keys
 (``cli.SHORTCUTS``).

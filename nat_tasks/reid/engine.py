@@ -20,6 +20,10 @@ torchreid models return their embedding there) and only touches the input's grad
 are computed in float32 from the upcast logits and embeddings (batch-hard triplet distances are
 differences of large squared norms); float16 scales the loss (``GradScaler``), bfloat16 needs no
 scaling.
+
+Under a launcher (``distributed``) ``model`` is the DDP-wrapped network: the training forward goes
+through DDP, attacks and evaluation use the network itself (``net``). The triplet loss and the
+attack's guides see the global batch; rank 0 alone evaluates and writes checkpoints and logs.
 """
 import os.path as osp
 import random
@@ -30,8 +34,10 @@ from torchreid.reid import metrics
 from torchreid.reid.engine import ImageTripletEngine
 
 from nat_tasks.core.checkpoint import atomic_save
-from nat_tasks.core.errors import check_finite
+from nat_tasks.core.errors import NatError, check_finite
+from nat_tasks.runtime.distributed import rank_and_world, share
 
+from .distributed import NoWriter, gather_batch, is_main_process
 from .ranking import clean_ranking
 
 LATEST = "latest.pth"
@@ -43,10 +49,12 @@ class AdversarialTripletEngine(ImageTripletEngine):
     - ``train_attack``: a ``MetricAttack`` of ``attacks.REGISTRY`` (AMD) or ``None`` (vanilla).
     - ``nasty`` / ``adversary``: core ``NastyLoss`` and a ``FrozenAdversary`` answering ID logits
       (NAT), or both ``None``.
+    - ``model``: the ``ReidNet``, or it in DDP (``distributed.wrap_model``) under a launcher.
     - ``device``: where the batch, model and adversary live (torchreid itself only knows cuda:0).
     - ``meta``: written into every checkpoint (model name, identities, method, data).
-    Checkpoints (ours, atomic): ``latest.pth`` after every epoch (resumable: model, optimizer,
-    scheduler, RNG states) and ``epoch_N.pth`` whenever torchreid saves a model.
+    Checkpoints (ours, atomic, rank 0): ``latest.pth`` after every epoch (resumable: model,
+    optimizer, scheduler, every process's RNG states) and ``epoch_N.pth`` whenever torchreid saves
+    a model.
     """
 
     def __init__(self, datamanager, model, optimizer, *, device, scheduler=None, margin=0.3,
@@ -64,6 +72,14 @@ class AdversarialTripletEngine(ImageTripletEngine):
         self.save_dir, self.meta = save_dir, dict(meta or {})
         self.amp_dtype = amp_dtype  # None: float32
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
+        self.meta["processes"] = rank_and_world()[1]
+        if not is_main_process():
+            self.writer = NoWriter()
+
+    @property
+    def net(self):
+        """The ``ReidNet`` itself (``model`` may be it in DDP)."""
+        return getattr(self.model, "module", self.model)
 
     # ---- training ------------------------------------------------------------------------------
 
@@ -84,12 +100,13 @@ class AdversarialTripletEngine(ImageTripletEngine):
 
     def loss_terms(self, imgs, pids):
         """Total loss and its logged terms (``loss_t``, ``loss_x`` unweighted as in torchreid;
-        ``loss_nasty`` the term added, ``<= 0``)."""
+        ``loss_nasty`` the term added, ``<= 0``). The batch-hard triplet loss mines the global
+        batch (``distributed.gather_batch``)."""
         outputs, features = self.model(imgs)
         adversary_logits = self.adversary(imgs) if self.nasty is not None else None
         with torch.autocast(self.device.type, enabled=False):  # float32 losses under --amp
             outputs, features = outputs.float(), features.float()
-            loss_t = self.compute_loss(self.criterion_t, features, pids)
+            loss_t = self.compute_loss(self.criterion_t, gather_batch(features), gather_batch(pids))
             loss_x = self.compute_loss(self.criterion_x, outputs, pids)
             loss = self.weight_t * loss_t + self.weight_x * loss_x
             summary = {"loss_t": loss_t.detach(), "loss_x": loss_x.detach(),
@@ -102,42 +119,68 @@ class AdversarialTripletEngine(ImageTripletEngine):
         return loss, summary
 
     def adversarial_examples(self, imgs, pids):
-        """The AMD inner maximisation: the metric attack guided by the batch's own identities."""
-        was_training = self.model.training
-        self.model.eval()
+        """The AMD inner maximisation: the metric attack guided by the (global) batch's
+        identities."""
+        net = self.net
+        was_training = net.training
+        net.eval()
         try:
             with torch.no_grad():
-                clean = self.model.embed(imgs)
-            self_index = torch.arange(len(imgs), device=imgs.device)
-            target = self.train_attack.target(clean, pids, clean, pids, self_index)
-            return self.train_attack(self.model.embed, imgs, target)
+                clean = net.embed(imgs)
+            first = rank_and_world()[0] * len(imgs)  # this process's rows in the global batch
+            self_index = torch.arange(first, first + len(imgs), device=imgs.device)
+            target = self.train_attack.target(clean, pids, gather_batch(clean), gather_batch(pids),
+                                              self_index)
+            return self.train_attack(net.embed, imgs, target)
         finally:
-            self.model.train(was_training)
+            net.train(was_training)
 
     def train(self, *args, **kwargs):
+        sampler = self.train_loader.sampler
+        if hasattr(sampler, "set_epoch"):  # distributed.IdentityBatchShards
+            sampler.set_epoch(self.epoch)
         super().train(*args, **kwargs)
         if self.save_dir:
-            atomic_save(self.checkpoint(self.epoch + 1), osp.join(self.save_dir, LATEST))
+            self._save(self.epoch + 1, osp.join(self.save_dir, LATEST))
+
+    def test(self, *args, **kwargs):
+        """torchreid's clean test, on rank 0 only (the others go on to the next collective)."""
+        return super().test(*args, **kwargs) if is_main_process() else None
 
     def checkpoint(self, epochs_done):
+        """What ``latest.pth`` holds; collective under a launcher (every process's RNG states)."""
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"state_dict": self.model.state_dict(), "epoch": epochs_done,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "scaler": self.scaler.state_dict(), "rng": rng, "meta": self.meta}
+        checkpoint = {"state_dict": self.net.state_dict(), "epoch": epochs_done,
+                      "optimizer": self.optimizer.state_dict(),
+                      "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                      "scaler": self.scaler.state_dict(), "rng": rng, "meta": self.meta}
+        if self.meta["processes"] > 1:
+            checkpoint["rng_per_process"] = share([rng])
+        return checkpoint
+
+    def _save(self, epochs_done, path):
+        checkpoint = self.checkpoint(epochs_done)
+        if is_main_process():
+            atomic_save(checkpoint, path)
 
     def resume(self, checkpoint):
-        """Continue from ``checkpoint()``: same weights, optimizer, schedule and random streams."""
-        self.model.load_state_dict(checkpoint["state_dict"])
+        """Continue from ``checkpoint()``: same weights, optimizer, schedule and random streams
+        (with as many processes as the run had: each takes its own streams back)."""
+        rank, processes = rank_and_world()
+        if checkpoint["meta"].get("processes", 1) != processes:
+            raise NatError(f"this run was trained by {checkpoint['meta'].get('processes', 1)} "
+                           f"process(es): resume it with as many (now {processes}), the global "
+                           "batch and the random streams depend on it")
+        self.net.load_state_dict(checkpoint["state_dict"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scheduler is not None and checkpoint.get("scheduler"):
             self.scheduler.load_state_dict(checkpoint["scheduler"])
         if checkpoint.get("scaler"):  # float16's loss scale; empty otherwise
             self.scaler.load_state_dict(checkpoint["scaler"])
-        rng = checkpoint["rng"]
+        rng = checkpoint["rng_per_process"][rank] if processes > 1 else checkpoint["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
@@ -146,13 +189,13 @@ class AdversarialTripletEngine(ImageTripletEngine):
         return checkpoint["epoch"]
 
     def save_model(self, epoch, rank1, save_dir, is_best=False):
-        atomic_save(self.checkpoint(epoch + 1), osp.join(save_dir, f"epoch_{epoch + 1}.pth"))
+        self._save(epoch + 1, osp.join(save_dir, f"epoch_{epoch + 1}.pth"))
 
     # ---- evaluation: faiss ranking (``ranking``) instead of torchreid's distance matrix --------
 
     def _evaluate(self, dataset_name="", query_loader=None, gallery_loader=None,
                   ranks=(1, 5, 10), normalize_feature=False, **unused):
-        cmc, mAP = clean_ranking(self.model.embed, query_loader, gallery_loader, self.device,
+        cmc, mAP = clean_ranking(self.net.embed, query_loader, gallery_loader, self.device,
                                  ranks, normalize_feature)
         print(f"** Results ({dataset_name}) ** mAP: {mAP:.1%}  "
               + "  ".join(f"Rank-{r}: {cmc[r - 1]:.1%}" for r in ranks if r <= len(cmc)))

@@ -5,6 +5,8 @@ A run lives in ``cfg.work_dir``: ``latest.pth`` (resumable, every epoch), ``epoc
 weights), torchreid's TensorBoard scalars (``loss_x``, ``loss_t``, ``loss_nasty``, ``acc``).
 An AMD&NAT config whose adversary has no checkpoint trains the vanilla counterpart first
 (``adversary.counterpart_config``), or reuses it when it is complete.
+``launcher='pytorch'`` (under torchrun): every process trains in DDP on its share of the global
+batch (``distributed``); rank 0 writes the files and prints.
 """
 import os.path as osp
 
@@ -14,17 +16,27 @@ from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import resolve_device, seed_everything
 from nat_tasks.runtime.amp import amp_dtype
+from nat_tasks.runtime.distributed import check_launch, process_group
 
 from .adversary import build_nat_adversary, counterpart_config, nasty_spec, needs_counterpart
 from .attacks import REGISTRY
 from .config import METHODS, method_of
 from .data import build_datamanager
+from .distributed import quiet_unless_main, shard_train_loader, wrap_model
 from .engine import LATEST, AdversarialTripletEngine
 from .model import build_reid_model
 
 
 def train(cfg):
-    """Train the config's model (vanilla, AMD or AMD&NAT); return its final checkpoint path."""
+    """Train the config's model (vanilla, AMD or AMD&NAT), in one process or under
+    ``cfg.launcher``; return its final checkpoint path."""
+    launcher = cfg.get("launcher", "none")
+    check_launch(launcher, cfg.device)
+    with process_group(launcher), quiet_unless_main():
+        return _train(cfg)
+
+
+def _train(cfg):
     method = method_of(cfg)
     work_dir, epochs = cfg.work_dir, cfg.train.max_epoch
     if epochs < 1:
@@ -73,11 +85,17 @@ def build_engine(cfg, method, spec=None):
     from torchreid.reid import optim
 
     device = resolve_device(cfg.device)
+    launched = cfg.get("launcher", "none") != "none"
+    if launched and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())  # LOCAL_RANK's (check_launch)
     amp = amp_dtype(device.type, cfg.train.get("amp_dtype")) if cfg.train.get("amp") else None
     datamanager = build_datamanager(cfg, use_gpu=device.type == "cuda")
     num_classes = datamanager.num_train_pids
     model = build_reid_model(cfg.model.name, num_classes, cfg.model.pretrained).to(device)
     optimizer = optim.build_optimizer(model, **cfg.optimizer)
+    if launched:
+        datamanager.train_loader = shard_train_loader(datamanager.train_loader, cfg)
+        model = wrap_model(model, cfg, device)
     scheduler = optim.build_lr_scheduler(optimizer, **cfg.lr_scheduler)
     train_attack = None
     if method != "vanilla":
@@ -108,4 +126,4 @@ def _counterpart(cfg):
         return final
     print(f"no adversary checkpoint given: training the vanilla counterpart in {vanilla.work_dir} "
           "first")
-    return train(vanilla)
+    return _train(vanilla)

@@ -20,6 +20,9 @@ from mmengine.dist import init_dist
 
 from nat_tasks.core.errors import NatError
 
+from .device import select_runner_device
+
+LAUNCHERS = ("none", "pytorch", "slurm", "mpi")  # mmengine's
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -33,6 +36,19 @@ def train_runner(cfg, build_runner):
         del runner  # with it DDP and its hold on the process group (see the module docstring)
         gc.collect()
     return work_dir
+
+
+def check_launch(launcher, device):
+    """Before anything touches CUDA: under a launcher every process takes the GPU of its
+    ``LOCAL_RANK`` (``--device cuda`` or default), or runs on CPUs (``--device cpu``: GPUs hidden,
+    so the process group picks gloo)."""
+    if launcher not in LAUNCHERS:
+        raise NatError(f"--launcher {launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+    if launcher != "none" and device not in (None, "cpu", "cuda"):
+        raise NatError(f"--device {device} under --launcher {launcher}: each process uses the GPU of its "
+                       "LOCAL_RANK; pass --device cuda (or cpu)")
+    if launcher != "none" and device == "cpu":
+        select_runner_device("cpu")
 
 
 @contextlib.contextmanager
@@ -94,3 +110,19 @@ def process_group(launcher):
         finally:
             if own_group and dist.is_initialized():
                 dist.destroy_process_group()
+
+
+def rank_and_world():
+    """``(rank, world size)`` of this process; ``(0, 1)`` outside a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def share(records):
+    """Every process's ``records`` (a list), concatenated in rank order (one process: its own)."""
+    if rank_and_world()[1] == 1:
+        return records
+    everyone = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, records)
+    return [record for part in everyone for record in part]

@@ -10,3 +10,5 @@ test = dict(batch_size=None,  # None: train.batch_size
 seed = 0
 device = None  # cuda when available, else cpu
 resume = False
+# 'pytorch': one process per GPU (or CPU process) under torchrun, see nat_tasks/reid/distributed.py
+launcher = 'none'
