@@ -29,7 +29,8 @@ class EvilCheckpoint:
         import torch
 
         self.path, self.marker = str(folder / "evil.pth"), folder / "pwned"
-        torch.save({"state_dict": {"w": torch.zeros(1)}, "meta": _Payload(self.marker)}, self.path,
+        self.payload = _Payload(self.marker)  # also for other pickled formats (an .npz object array)
+        torch.save({"state_dict": {"w": torch.zeros(1)}, "meta": self.payload}, self.path,
                    _use_new_zipfile_serialization=not legacy)  # legacy: torch < 1.6's format
         with open(self.path, "rb") as f:
             self.content = f.read()

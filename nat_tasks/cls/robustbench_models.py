@@ -124,17 +124,24 @@ def _asks_for_hub_weights(constructor):
 
 
 @contextlib.contextmanager
-def _no_hub_downloads(spec):
-    """Build a zoo model with torch.hub's downloader replaced by a one-line error: the source check
-    above cannot see every path to a download, this refuses whatever reaches torch.hub."""
-    def refuse(url, *args, **kwargs):
+def _no_weights_while_built(spec):
+    """Build a zoo model with torch.hub's downloader and ``torch.load`` replaced by one-line errors:
+    the source check above cannot see every path to pretrained weights. Refusing downloads is not
+    enough: torch.hub reads a file it cached earlier without downloading, and unpickles it with
+    ``weights_only=False`` (its default). The zoo's weights are read afterwards, by ``safe_load``."""
+    def refuse_download(url, *args, **kwargs):
         raise NatError(f"{ZOO_PREFIX}{spec}: robustbench's definition downloads {url} when it is built, "
                        "which nat_tasks never does")
-    saved, torch.hub.download_url_to_file = torch.hub.download_url_to_file, refuse
+
+    def refuse_load(f, *args, **kwargs):
+        raise NatError(f"{ZOO_PREFIX}{spec}: robustbench's definition loads {f} when it is built, "
+                       "which nat_tasks never does")
+    saved = torch.hub.download_url_to_file, torch.load
+    torch.hub.download_url_to_file, torch.load = refuse_download, refuse_load
     try:
         yield
     finally:
-        torch.hub.download_url_to_file = saved
+        torch.hub.download_url_to_file, torch.load = saved
 
 
 def _strip(state, prefix):
@@ -161,6 +168,6 @@ def build_zoo_classifier(spec, num_classes, in_channels, image_size):
     if (ZOO_CLASSES[dataset], in_channels) != (num_classes, 3):
         raise NatError(f"{ZOO_PREFIX}{spec} predicts {ZOO_CLASSES[dataset]} classes of RGB images, but the "
                        f"config has {num_classes} classes and {in_channels} channels")
-    with _no_hub_downloads(spec):
+    with _no_weights_while_built(spec):
         net = entries[name]["model"]()
     return ZooClassifier(net, dataset, threat_model, name)

@@ -1,15 +1,25 @@
-"""No re-ID run executes code from a checkpoint: evaluated weights, the NAT adversary, ``--resume``
+"""No re-ID run executes code from a checkpoint: evaluated weights (``train_reid --eval-only`` and
+``tools/test_reid.py``), the NAT adversary, ``--resume``
 and ``--pretrained`` refuse a crafted file with one line (exit 2), its payload never runs; the
 checkpoints torchreid itself writes still load."""
 import numpy as np
 import torch
 
+from nat_tasks.reid.config import config_file
 from nat_tasks.reid.model import build_reid_model, load_checkpoint_model
 
 
 def test_evaluated_weights(evil_checkpoint, tool_error, tmp_path):
     err = tool_error("train_reid", "--eval-only", "--weights", evil_checkpoint.path, "--root", tmp_path,
                      "--device", "cpu", "--out", tmp_path / "report")
+    evil_checkpoint.assert_refused(err)
+    assert not list(tmp_path.glob("report*"))
+
+
+def test_evaluated_weights_through_test_reid(evil_checkpoint, tool_error, tmp_path):
+    """The first checkpoint is read for its input size before any data is."""
+    err = tool_error("test_reid", config_file("market1501_resnet50_amd"), evil_checkpoint.path,
+                     "--root", tmp_path, "--device", "cpu", "--out", tmp_path / "report")
     evil_checkpoint.assert_refused(err)
     assert not list(tmp_path.glob("report*"))
 
