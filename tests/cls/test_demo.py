@@ -1,9 +1,11 @@
 """The embedded demo end to end (tools/train_cls.py without a config) with a tiny budget."""
 import json
+import os
 
 import pytest
 
-from nat_tasks.cls.demo import MODELS, DemoSettings, _summarise
+from nat_tasks.cls.demo import CONFIG_DIR, MODELS, DemoSettings, _summarise, train_options
+from nat_tasks.cls.train import load_cls_config
 from nat_tasks.core.errors import NatError
 from .train_helpers import run_tool
 
@@ -77,3 +79,19 @@ def test_several_seeds_give_mean_std_and_paired_differences_over_seeds():
     assert differences["nat-at_union"]["pgd20"]["value"] == 50.0  # +50 in both seeds
     assert differences["nat-at_union"]["pgd20"]["std"] == 0.0
     assert rows["nat"]["tail_mass"] == pytest.approx(0.1)
+
+
+def test_the_ablation_rows_differ_only_in_what_they_ablate():
+    """AT on X ∪ X' is PGD-AT plus the clean batch (NAT with lambda = 0), NAT adds the nasty term:
+    the three trained rows share the attack, seed, data split and schedule."""
+    cfgs = {key: load_cls_config(os.path.join(CONFIG_DIR, config),
+                                 cfg_options=train_options(key, DemoSettings(), 3, "vanilla.pth"))
+            for key, _, config, _ in MODELS if key != "vanilla"}
+    method = {key: cfg.model.method for key, cfg in cfgs.items()}
+    assert method["pgdat"].type == method["at_union"].type == "pgd_at" and method["nat"].type == "nat"
+    assert method["at_union"].include_clean is True and not method["pgdat"].get("include_clean", False)
+    assert "nasty" in cfgs["nat"].model and not any("nasty" in cfgs[k].model for k in ("pgdat", "at_union"))
+    for key in ("at_union", "nat"):
+        assert all(method[key][k] == method["pgdat"][k] for k in ("eps", "alpha", "steps"))
+        for section in ("train_cfg", "param_scheduler", "randomness", "custom_hooks", "train_dataloader"):
+            assert cfgs[key][section] == cfgs["pgdat"][section], (key, section)

@@ -1,5 +1,6 @@
-"""tools/eval_cls.py end to end: reports, the config's NAT settings in nat-adaptive, one-line errors;
-a killed run resumed, a run in 2 processes and --transfer-from give the numbers of one straight run."""
+"""tools/eval_cls.py end to end: reports (with how the checkpoint was selected), the --checklist
+table, the config's NAT settings in nat-adaptive, one-line errors; a killed run resumed, a run in 2
+processes and --transfer-from give the numbers of one straight run."""
 import json
 import os
 import pickle
@@ -297,3 +298,27 @@ def test_a_resume_with_other_settings_is_one_line(robust_setup, tool_error, tmp_
     err = tool_error("eval_cls", *robust_setup["args"], "--device", "cpu", "--out", tmp_path / "out", "--resume",
                      "--seed", 1)
     assert err.strip().count("\n") == 0 and "was made with other settings (seed: 0 -> 1)" in err, err
+
+
+def test_checklist_report_with_the_surrogates_transfer_attacks_and_the_model_selection(tmp_path):
+    config = write_config(tmp_path / "cfg.py", data_root=write_cifar10(str(tmp_path / "data")))
+    torch.manual_seed(0)
+    state = {f"classifier.{k}": v for k, v in build_classifier("small_cnn", 10).state_dict().items()}
+    checkpoint = tmp_path / "epoch_1.pth"
+    torch.save(dict(meta=dict(epoch=1, model_selection="test-selected"), state_dict=state), checkpoint)
+    proc = run_tool("eval_cls.py", config, checkpoint, "--checklist", "--n-examples", 8, "--square-queries", 20,
+                    "--surrogate", f"{config}:{checkpoint}", "--device", "cpu", "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "model selection of this checkpoint: test-selected" in proc.stdout
+    report = json.loads((tmp_path / "out" / "eval_epoch_1_checklist.json").read_text())
+    assert report["model_selection"] == "test-selected"
+    assert [c["name"] for c in report["checks"]] == [
+        "aa <= every weaker attack", "PGD-20 accuracy falls with eps", "unbounded PGD-100 (eps=1) reaches ~0 %",
+        "more PGD steps not weaker", "more PGD restarts not weaker", "black-box not stronger than white-box",
+        "pgd20 - aa gap <= 5 points"]
+    attacks = {(r["attack"], round(r["eps"], 4)) for r in report["results"]}
+    assert {("transfer-pgd20", 0.0314), ("transfer-cw20", 0.0314), ("square20", 0.0314), ("pgd20", 0.1255),
+            ("pgd100", 1.0)} <= attacks
+    assert "transfer-pgd20" in next(c for c in report["checks"] if c["name"].startswith("black-box"))["detail"]
+    table = (tmp_path / "out" / "eval_epoch_1_checklist.md").read_text()
+    assert "Model selection: test-selected." in table and "| check | result | detail |" in table
