@@ -105,7 +105,9 @@ def weights(path):
 
 @pytest.fixture
 def one_process_group(monkeypatch):
-    """The environment torchrun gives a world of one process (for in-process runs)."""
+    """The environment torchrun gives a world of one process (for in-process runs); ``--device cpu``
+    under a launcher hides GPUs through ``CUDA_VISIBLE_DEVICES``, restored afterwards."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
