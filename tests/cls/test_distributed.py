@@ -1,7 +1,7 @@
 """The classification trainer under torchrun on CPUs (gloo): 2 processes train, rank 0 alone
 writes, a resumed DDP run equals the uninterrupted one bit for bit, and 2 processes train to the
 same weights as 1 process with the same global batch (within float tolerance; with --amp within
-bfloat16's rounding)."""
+bfloat16's rounding; with SAM's two passes too)."""
 import os
 import sys
 
@@ -137,3 +137,29 @@ def test_amp_under_ddp_trains_like_one_process_with_the_same_global_batch(cifar1
     diff = max(float((two[k] - same_batch[k]).abs().max()) for k in two)
     off = max(float((two[k] - per_rank_batch[k]).abs().max()) for k in two)
     assert diff < 0.1 * off, (diff, off)
+
+
+def test_sam_under_ddp_trains_like_one_process_with_the_same_global_batch(cifar10_root, tmp_path, torchrun,
+                                                                           ddp_plugin):
+    """SAMOptimWrapper replays the forward through DDP, so both of its backward passes are averaged
+    across processes: the ascent uses the global gradient's norm, as one process would."""
+    from nat_tasks.cls import load_cls_config, train
+
+    method = dict(_delete_=True, type=ddp_plugin.METHOD, eps=8 / 255, alpha=4 / 255, steps=2)
+    config = write_config(tmp_path / "ddp_sam.py", data_root=str(cifar10_root), train_cfg=dict(max_epochs=1),
+                          model=dict(arch=ddp_plugin.ARCH, method=method),
+                          optim_wrapper=dict(type="SAMOptimWrapper", rho=0.05),
+                          train_dataloader=dict(batch_size=PER_RANK, dataset=dict(augment=False)),
+                          custom_hooks=[dict(type="EpochSeedHook")],
+                          custom_imports=dict(imports=["nat_tasks.cls", "ddp_plugin"], allow_failed_imports=False))
+    torchrun("train_cls", config, "--work-dir", tmp_path / "two")
+
+    def one_process(batch_size, name):
+        train(load_cls_config(config, work_dir=str(tmp_path / name), cfg_options={"train_dataloader.batch_size": batch_size}))
+        return weights(tmp_path / name / "epoch_1.pth")
+
+    two, same_batch, per_rank_batch = weights(tmp_path / "two" / "epoch_1.pth"), one_process(2 * PER_RANK, "one"), \
+        one_process(PER_RANK, "one_small")
+    for key in two:
+        torch.testing.assert_close(two[key], same_batch[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert any(not torch.allclose(two[key], per_rank_batch[key], atol=1e-4) for key in two)
