@@ -12,8 +12,9 @@ own ``add_safe_globals``, and nowhere else:
   init configs reach it through mmengine's ``CheckpointLoader`` registry: the local-path scheme
   ``''`` is re-registered to ``safe_load`` (mmengine's own ``load_from_local`` calls ``torch.load``
   with torch's defaults, i.e. weights-only but with a traceback instead of one line);
-- any other ``torch.load`` without ``weights_only`` (mmengine's URL schemes; we never download)
-  is weights-only by torch's default since 2.6 and sees the same allow-list.
+- mmengine's remote schemes (``https://``, ``open-mmlab://``, ``s3://``, ...) are re-registered to
+  a one-line refusal: nat_tasks never downloads, and their loaders would call ``torch.load``
+  without ``weights_only`` (which ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` turns off).
 
 Each task package imports this module, so the allow-list is in place before anything is read.
 """
@@ -27,6 +28,7 @@ from mmengine.runner import CheckpointLoader
 from numpy._core.multiarray import _reconstruct, scalar
 
 from nat_tasks.core.checkpoint import safe_load
+from nat_tasks.core.errors import NatError
 
 HISTORY_STATISTICS = ("min", "max", "current", "mean")  # mmengine's defaults, all it pickles
 
@@ -62,3 +64,14 @@ torch.serialization.add_safe_globals(CHECKPOINT_GLOBALS)
 def load_from_safe_local(filename, map_location=None):
     """mmengine's loader of local paths, weights-only with the allow-list above."""
     return safe_load(os.path.expanduser(filename), map_location)
+
+
+# Every prefix but the local one, as this mmengine registers them (its table is private).
+REMOTE_SCHEMES = [prefix for prefix in CheckpointLoader._schemes if prefix]
+
+
+@CheckpointLoader.register_scheme(prefixes=REMOTE_SCHEMES, force=True)
+def load_from_remote_refused(filename, map_location=None):  # mmengine logs the name after "load_from_"
+    """A checkpoint named by a URL or a model-zoo scheme: nat_tasks never downloads."""
+    raise NatError(f"{filename} is not a local file: nat_tasks never downloads checkpoints; "
+                   "download it yourself and give its path")

@@ -43,6 +43,22 @@ def test_mmengine_loads_local_checkpoints_through_the_safe_loader(evil_checkpoin
     evil_checkpoint.assert_refused(error_of(load_checkpoint, nn.Linear(1, 1), evil_checkpoint.path))
 
 
+@pytest.mark.parametrize("name", ["https://download.openmmlab.com/w.pth", "open-mmlab://resnet50_v1c",
+                                  "torchvision://resnet50", "s3://bucket/w.pth"])
+def test_mmengine_never_downloads_a_checkpoint(name, monkeypatch):
+    """Remote schemes are refused with one line before any request: their loaders would also call
+    torch.load without weights_only, which TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turns off."""
+    from mmengine.runner import CheckpointLoader
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    with pytest.raises(NatError, match="is not a local file: nat_tasks never downloads checkpoints") as err:
+        CheckpointLoader.load_checkpoint(name)
+    assert "\n" not in str(err.value)
+
+
 def test_plain_state_dicts_and_numpy_bearing_meta_load(tmp_path):
     model = nn.Linear(2, 1)
     torch.save(model.state_dict(), tmp_path / "plain.pth")
