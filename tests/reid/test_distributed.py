@@ -61,14 +61,14 @@ def test_the_processes_batches_are_disjoint_identity_groups_that_make_the_global
 
 @pytest.fixture(scope="module")
 def ddp_plugin():
-    """``ddp_plugin.py`` importable here and in the tool processes (their config imports it)."""
+    """``reid_ddp_plugin.py`` importable here and in the tool processes (their config imports it)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(HERE)
         patch.setenv("PYTHONPATH", os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH")) if p))
-        import ddp_plugin
+        import reid_ddp_plugin as ddp_plugin
         yield ddp_plugin
         ddp_plugin.unregister()
-        del sys.modules["ddp_plugin"]
+        del sys.modules["reid_ddp_plugin"]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def nat_config(tmp_path_factory, ddp_plugin):
                  "meta": {"model": ddp_plugin.MODEL}}, str(adversary))
     config = folder / "nat.py"
     config.write_text(f"_base_ = [{config_file('market1501_resnet50_amd_nat')!r}]\n"
-                      "custom_imports = dict(imports=['ddp_plugin'], allow_failed_imports=False)\n"
+                      "custom_imports = dict(imports=['reid_ddp_plugin'], allow_failed_imports=False)\n"
                       "data = dict(transforms=[])\n")
     return str(config), str(adversary)
 
