@@ -78,28 +78,32 @@ def test_the_two_ranks_batches_together_are_the_one_process_batch(monkeypatch):
         assert rank0[step] == one[step][0::2] and rank1[step] == one[step][1::2]
 
 
-def test_two_processes_train_like_one_process_with_the_same_global_batch(cifar10_root, tmp_path, torchrun,
-                                                                           ddp_plugin):
-    """PGD-AT (from x) of a BN-free network for one epoch of 2 steps: the DDP run's weights equal
-    those of one process with the same global batch. Vanilla training is the same DDP path with
-    no inner attack, so it is not run again (each torchrun costs a minute on a loaded CI box)."""
+def two_and_one_process_runs(cifar10_root, tmp_path, torchrun, plugin, amp=False, **sections):
+    """PGD-AT (from x) of the BN-free network for one epoch of 2 steps, in 2 processes and in one
+    with the same global batch and with the per-rank batch: their final weights, in that order."""
     from nat_tasks.cls import load_cls_config, train
+    from nat_tasks.runtime.amp import enable_amp
 
-    method = dict(_delete_=True, type=ddp_plugin.METHOD, eps=8 / 255, alpha=4 / 255, steps=2)
+    method = dict(_delete_=True, type=plugin.METHOD, eps=8 / 255, alpha=4 / 255, steps=2)
     config = write_config(tmp_path / "ddp.py", data_root=str(cifar10_root), train_cfg=dict(max_epochs=1),
-                          model=dict(arch=ddp_plugin.ARCH, method=method),
+                          model=dict(arch=plugin.ARCH, method=method),
                           train_dataloader=dict(batch_size=PER_RANK, dataset=dict(augment=False)),
                           custom_hooks=[dict(type="EpochSeedHook")],
-                          custom_imports=dict(imports=["nat_tasks.cls", "ddp_plugin"], allow_failed_imports=False))
-    torchrun("train_cls", config, "--work-dir", tmp_path / "two")
+                          custom_imports=dict(imports=["nat_tasks.cls", "ddp_plugin"], allow_failed_imports=False),
+                          **sections)
+    torchrun("train_cls", config, "--work-dir", tmp_path / "two", *(["--amp"] if amp else []))
 
     def one_process(batch_size, name):
-        train(load_cls_config(config, work_dir=str(tmp_path / name),
-                              cfg_options={"train_dataloader.batch_size": batch_size}))
+        cfg = load_cls_config(config, work_dir=str(tmp_path / name), cfg_options={"train_dataloader.batch_size": batch_size})
+        if amp:
+            enable_amp(cfg)
+        train(cfg)
         return weights(tmp_path / name / "epoch_1.pth")
 
-    two, same_batch, per_rank_batch = weights(tmp_path / "two" / "epoch_1.pth"), one_process(2 * PER_RANK, "one"), \
-        one_process(PER_RANK, "one_small")
+    return weights(tmp_path / "two" / "epoch_1.pth"), one_process(2 * PER_RANK, "one"), one_process(PER_RANK, "small")
+
+
+def assert_equal_and_not_vacuous(two, same_batch, per_rank_batch):
     assert two.keys() == same_batch.keys() and two
     for key in two:
         torch.testing.assert_close(two[key], same_batch[key], rtol=1e-5, atol=1e-6, msg=key)
@@ -107,30 +111,21 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(cifar10
     assert any(not torch.allclose(two[key], per_rank_batch[key], atol=1e-4) for key in two)
 
 
+def test_two_processes_train_like_one_process_with_the_same_global_batch(cifar10_root, tmp_path, torchrun,
+                                                                           ddp_plugin):
+    """The DDP run's weights equal those of one process with the same global batch. Vanilla
+    training is the same DDP path with no inner attack, so it is not run again (each torchrun costs
+    a minute on a loaded CI box)."""
+    assert_equal_and_not_vacuous(*two_and_one_process_runs(cifar10_root, tmp_path, torchrun, ddp_plugin))
+
+
 def test_amp_under_ddp_trains_like_one_process_with_the_same_global_batch(cifar10_root, tmp_path, torchrun,
                                                                            ddp_plugin):
     """``--amp`` (bfloat16 autocast, our optimizer wrapper) in 2 processes: the gradients are still
     averaged across processes (the 1-process run with the global batch is matched up to bfloat16
     rounding), and the saved weights are float32."""
-    from nat_tasks.cls import load_cls_config, train
-    from nat_tasks.runtime.amp import enable_amp
-
-    method = dict(_delete_=True, type=ddp_plugin.METHOD, eps=8 / 255, alpha=4 / 255, steps=2)
-    config = write_config(tmp_path / "ddp_amp.py", data_root=str(cifar10_root), train_cfg=dict(max_epochs=1),
-                          model=dict(arch=ddp_plugin.ARCH, method=method),
-                          train_dataloader=dict(batch_size=PER_RANK, dataset=dict(augment=False)),
-                          custom_hooks=[dict(type="EpochSeedHook")],
-                          custom_imports=dict(imports=["nat_tasks.cls", "ddp_plugin"], allow_failed_imports=False))
-    torchrun("train_cls", config, "--work-dir", tmp_path / "two", "--amp")
-
-    def one_process(batch_size, name):
-        cfg = load_cls_config(config, work_dir=str(tmp_path / name), cfg_options={"train_dataloader.batch_size": batch_size})
-        enable_amp(cfg)
-        train(cfg)
-        return weights(tmp_path / name / "epoch_1.pth")
-
-    two, same_batch, per_rank_batch = weights(tmp_path / "two" / "epoch_1.pth"), one_process(2 * PER_RANK, "one"), \
-        one_process(PER_RANK, "one_small")
+    two, same_batch, per_rank_batch = two_and_one_process_runs(cifar10_root, tmp_path, torchrun, ddp_plugin,
+                                                               amp=True)
     assert all(v.dtype == torch.float32 for v in two.values())
     # bfloat16 rounds the two runs' products differently (measured: 1.6e-3 largest difference per
     # weight), an order of magnitude closer than one process with the per-rank batch (9.5e-2).
@@ -143,23 +138,5 @@ def test_sam_under_ddp_trains_like_one_process_with_the_same_global_batch(cifar1
                                                                            ddp_plugin):
     """SAMOptimWrapper replays the forward through DDP, so both of its backward passes are averaged
     across processes: the ascent uses the global gradient's norm, as one process would."""
-    from nat_tasks.cls import load_cls_config, train
-
-    method = dict(_delete_=True, type=ddp_plugin.METHOD, eps=8 / 255, alpha=4 / 255, steps=2)
-    config = write_config(tmp_path / "ddp_sam.py", data_root=str(cifar10_root), train_cfg=dict(max_epochs=1),
-                          model=dict(arch=ddp_plugin.ARCH, method=method),
-                          optim_wrapper=dict(type="SAMOptimWrapper", rho=0.05),
-                          train_dataloader=dict(batch_size=PER_RANK, dataset=dict(augment=False)),
-                          custom_hooks=[dict(type="EpochSeedHook")],
-                          custom_imports=dict(imports=["nat_tasks.cls", "ddp_plugin"], allow_failed_imports=False))
-    torchrun("train_cls", config, "--work-dir", tmp_path / "two")
-
-    def one_process(batch_size, name):
-        train(load_cls_config(config, work_dir=str(tmp_path / name), cfg_options={"train_dataloader.batch_size": batch_size}))
-        return weights(tmp_path / name / "epoch_1.pth")
-
-    two, same_batch, per_rank_batch = weights(tmp_path / "two" / "epoch_1.pth"), one_process(2 * PER_RANK, "one"), \
-        one_process(PER_RANK, "one_small")
-    for key in two:
-        torch.testing.assert_close(two[key], same_batch[key], rtol=1e-5, atol=1e-6, msg=key)
-    assert any(not torch.allclose(two[key], per_rank_batch[key], atol=1e-4) for key in two)
+    assert_equal_and_not_vacuous(*two_and_one_process_runs(
+        cifar10_root, tmp_path, torchrun, ddp_plugin, optim_wrapper=dict(type="SAMOptimWrapper", rho=0.05)))
