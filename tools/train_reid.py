@@ -3,6 +3,7 @@
     python tools/train_reid.py                                        # embedded demo, CPU, minutes
     python tools/train_reid.py configs/reid/market1501_resnet50_amd_nat.py [--cfg-options k=v ...]
     python tools/train_reid.py --dataset market1501 --nat             # the same, by shortcuts
+    torchrun --nproc_per_node N tools/train_reid.py CONFIG --launcher pytorch   # DDP, --batch-size per process
     python tools/train_reid.py --eval-only --weights CKPT [...] --attack all   # = tools/test_reid.py
 
 See ``python tools/train_reid.py --help`` and nat_tasks/reid/cli.py.

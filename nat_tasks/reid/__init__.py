@@ -8,7 +8,8 @@
 - ``adversary``: NAT's frozen adversary from ``model.nasty`` (core vocabulary), its vanilla
   counterpart.
 - ``engine.AdversarialTripletEngine``: torchreid's triplet engine with AMD and the nasty term.
-- ``train``: a training run from a config; ``evaluation``: the run of ``tools/test_reid.py``;
+- ``train``: a training run from a config (one process, or DDP under torchrun: ``distributed``);
+  ``evaluation``: the run of ``tools/test_reid.py``;
   ``demo``: the embedded flow; ``cli``: both tools' command lines.
 - ``ranking``: Market-1501 CMC / mAP with faiss; ``robustness``: clean / attacked scores with
   intervals, paired differences, the Table 12 report; ``checklist``: gradient-masking checks.
