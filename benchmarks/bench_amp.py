@@ -21,13 +21,12 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 
 import torch
 from mmengine.optim import build_optim_wrapper
 
-from bench_common import cpu_info, ratios_to, timed  # benchmarks/ is the script folder: on sys.path
+from bench_common import cpu_info, interleaved_rounds, ratios_to, timed  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
 from nat_tasks.cls.architectures import build_classifier
 from nat_tasks.cls.data import CIFAR10
@@ -75,12 +74,7 @@ def run(args):
 
     for name in runs:  # warm-up (oneDNN kernel selection, autocast weight casts)
         step(name)
-    times = {name: [] for name in runs}
-    for i in range(args.repeats):
-        for name in runs:
-            times[name].append(step(name))
-        print(f"round {i + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
-              file=sys.stderr, flush=True)  # progress: a round takes minutes on a loaded CPU
+    times = interleaved_rounds(runs, step, args.repeats)
     report = dict(model="preact_resnet18", batch_size=args.batch_size, pgd_steps=ATTACK["steps"],
                   device=str(device), amp_dtype=dtype, threads=torch.get_num_threads(), repeats=args.repeats,
                   cpu=cpu_info(), load_average=os.getloadavg(),

@@ -31,7 +31,7 @@ import warnings
 
 import torch
 
-from bench_common import cpu_info  # benchmarks/ is the script folder: on sys.path
+from bench_common import cpu_info, interleaved_rounds  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import default_device
 
 # Benchmark names -> FrozenAdversary(precision=...): float32 is the default (the caller's precision).
@@ -79,13 +79,7 @@ def nat_overhead(repeats, batch_size, device, precisions, steps=10):
         for run in runs.values():
             step(*run)
     fallbacks = sorted({str(w.message) for w in caught if "runs without autocast" in str(w.message)})
-    times = {name: [] for name in runs}
-    for i in range(repeats):
-        for name, run in runs.items():
-            times[name].append(step(*run))
-        # progress on stderr: on a loaded machine a round takes minutes
-        print(f"round {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
-              file=sys.stderr, flush=True)
+    times = interleaved_rounds(runs, lambda name: step(*runs[name]), repeats)
     report = dict(model="preact_resnet18", adversary="preact_resnet18", batch_size=batch_size,
                   pgd_steps=steps, device=device, threads=torch.get_num_threads(), repeats=repeats,
                   cpu=cpu_info(), reduced_precision_fallbacks=fallbacks,

@@ -1,8 +1,9 @@
 """What every benchmark shares: the CPU it ran on (print it with every figure: bfloat16 is fast
-only where the bf16/AMX flags exist), a wall-clock timer that waits for CUDA, and the per-round
-ratios to a reference."""
+only where the bf16/AMX flags exist), a wall-clock timer that waits for CUDA, interleaved timing
+rounds, and the per-round ratios to a reference."""
 import statistics
 import subprocess
+import sys
 import time
 
 import torch
@@ -42,6 +43,19 @@ def cifar_model_and_batch(args, device):
     torch.manual_seed(0)
     model = build_classifier(args.model, 10, mean=CIFAR10.mean, std=CIFAR10.std).to(device).eval()
     return model, torch.rand(args.batch_size, 3, 32, 32, device=device)
+
+
+def interleaved_rounds(names, run, repeats, seconds=lambda result: result):
+    """``repeats`` rounds, each calling ``run(name)`` once per name in turn, so every variant of a
+    round meets the same machine load; returns ``{name: [result of each round]}``. A progress line
+    per round goes to stderr (``seconds(result)`` of each: a round takes minutes on a loaded CPU)."""
+    results = {name: [] for name in names}
+    for i in range(repeats):
+        for name in names:
+            results[name].append(run(name))
+        print(f"round {i + 1}/{repeats}: " + ", ".join(f"{k} {seconds(v[-1]):.2f} s" for k, v in results.items()),
+              file=sys.stderr, flush=True)
+    return results
 
 
 def ratios_to(times, reference):

@@ -20,12 +20,11 @@ spin would count too).
 import argparse
 import json
 import statistics
-import sys
 import time
 
 import torch
 
-from bench_common import cpu_info, ratios_to  # benchmarks/ is the script folder: on sys.path
+from bench_common import cpu_info, interleaved_rounds, ratios_to  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import default_device
 
 ATTACK = dict(eps=8 / 255, alpha=2 / 255, steps=10)
@@ -69,12 +68,7 @@ def distillation_steps(repeats, batch_size, device, teacher_arch, teacher_precis
 
     for run in runs.values():  # warm-up (allocator, oneDNN kernels, the teacher's precision check)
         step(*run)
-    times = {name: [] for name in runs}
-    for i in range(repeats):
-        for name, run in runs.items():
-            times[name].append(step(*run))
-        print(f"round {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
-              file=sys.stderr, flush=True)
+    times = interleaved_rounds(runs, lambda name: step(*runs[name]), repeats)
     report = dict(student="resnet18", teacher=teacher_arch, teacher_precision=teacher_precision,
                   batch_size=batch_size, pgd_steps=ATTACK["steps"], device=device, clock=clock,
                   threads=torch.get_num_threads(), repeats=repeats, cpu=cpu_info(),

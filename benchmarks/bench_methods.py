@@ -20,14 +20,13 @@ context objects both methods take (e.g. a frozen teacher), ``None`` for none.
 import argparse
 import json
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 
-from bench_common import cpu_info  # benchmarks/ is the script folder: on sys.path
+from bench_common import cpu_info, interleaved_rounds  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import default_device
 
 ATTACK = dict(eps=8 / 255, alpha=2 / 255, steps=10)
@@ -78,12 +77,8 @@ def measure(rows, repeats, batch_size, model_name, device):
 
     for run in runs.values():  # warm-up (AWP builds its proxy copy here)
         step(*run)
-    times = {key: [] for key in runs}  # (wall s, CPU s) per round
-    for i in range(repeats):
-        for key, run in runs.items():
-            times[key].append(step(*run))
-        print(f"round {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1][0]:.2f} s" for k, v in times.items()),
-              file=sys.stderr, flush=True)
+    times = interleaved_rounds(runs, lambda key: step(*runs[key]), repeats,  # (wall s, CPU s) per round
+                               seconds=lambda wall_and_cpu: wall_and_cpu[0])
     report = {}
     for name in rows:
         method, reference = times[f"{name}/method"], times[f"{name}/reference"]

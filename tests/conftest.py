@@ -118,6 +118,26 @@ def tool_error(capsys):
     return run
 
 
+@pytest.fixture
+def attack_spy(monkeypatch):
+    """``attack_spy(module)``: wrap ``module.projected_gradient_ascent``; returns the list that gets,
+    per call, ``((autocast enabled on CPU, its dtype), x, x_adv)``."""
+    import torch
+
+    def install(module):
+        engine, calls = module.projected_gradient_ascent, []
+
+        def spy(loss_fn, x, **kwargs):
+            autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+            x_adv = engine(loss_fn, x, **kwargs)
+            calls.append((autocast, x, x_adv))
+            return x_adv
+
+        monkeypatch.setattr(module, "projected_gradient_ascent", spy)
+        return calls
+    return install
+
+
 @pytest.fixture(scope="session")
 def torchrun():
     """``torchrun(tool, *argv)``: ``tools/<tool>.py`` in 2 CPU processes under torchrun (gloo,

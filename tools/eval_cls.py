@@ -37,6 +37,7 @@ import sys
 
 import torch
 from mmengine.config import DictAction
+from mmengine.dist import get_dist_info
 from mmengine.registry import DATASETS
 
 from nat_tasks.cls import (ATTACKS, ThreatModel, build_adversary, classifier_from_config, evaluate,
@@ -50,7 +51,7 @@ from nat_tasks.core.errors import NatError
 from nat_tasks.core.sanity import checks_markdown
 from nat_tasks.core.stats import bootstrap_interval
 from nat_tasks.runtime import markdown_table, resolve_device, tool_main, write_results
-from nat_tasks.runtime.distributed import check_launch, process_group, rank_and_world
+from nat_tasks.runtime.distributed import check_launch, process_group
 
 
 def parse_args(argv):
@@ -201,7 +202,7 @@ def main(argv=None):
 
 
 def run(args, cfg, specs):
-    rank, world = rank_and_world()
+    rank, world = get_dist_info()
     log = print if rank == 0 else (lambda *_, **__: None)
     nasty = nasty_spec(cfg.model)
     threat = threat_model(args, cfg)

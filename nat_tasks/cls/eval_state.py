@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 
-import torch.distributed as dist
+from mmengine.dist import broadcast_object_list, is_main_process
 
 from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.errors import NatError
@@ -161,8 +161,6 @@ def _plain(value):
 
 def _from_rank0(read):
     """``read()`` on rank 0 (the one that writes the file), its result shared with every process."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return read()
-    box = [read() if dist.get_rank() == 0 else None]
-    dist.broadcast_object_list(box, src=0)
+    box = [read() if is_main_process() else None]
+    broadcast_object_list(box, src=0)  # one process: nothing to do
     return box[0]

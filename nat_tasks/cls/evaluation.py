@@ -14,13 +14,13 @@ import time
 from dataclasses import asdict
 
 import torch
+from mmengine.dist import all_gather_object, get_dist_info
 from tqdm import tqdm
 
 from nat_tasks.core.attack_registry import Attack
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sparse import check_l0
 from nat_tasks.core.stats import bootstrap_interval
-from nat_tasks.runtime.distributed import rank_and_world, share
 
 from .attacks import REGISTRY, check_threat
 from .eval_state import EvalState, batch_seed
@@ -116,14 +116,14 @@ def evaluate(model, x, y, attacks, threat, *, batch_size=500, seed=0, device=Non
                           adversary=adversary, nasty=nasty, surrogate=surrogate, progress=progress)
     if state is None:
         state = EvalState(evaluation_settings(built, threat, n_examples=len(x), batch_size=batch_size, seed=seed))
-    rank, world = rank_and_world()
+    rank, world = get_dist_info()
     results = []
     for attack in built:
         todo = state.todo(attack.name)
         for step in tqdm(range(0, len(todo), world), desc=attack.name, disable=not progress, leave=False):
             mine = todo[step + rank:step + rank + 1]  # this process's batch of the step (none at the end)
             records = [_attack_batch(model, attack, x, y, batch, threat, seed, device) for batch in mine]
-            for record in share(records):
+            for record in (r for part in all_gather_object(records) for r in part):
                 state.record(attack.name, *record)
             state.save()
         results.append(_result(attack.name, state.flags[attack.name], attack.describe(), state.seconds[attack.name]))

@@ -20,10 +20,10 @@ import random
 import numpy as np
 import torch
 import torch.distributed as dist
+from mmengine.dist import get_dist_info, is_main_process
 from torch.utils.data import DataLoader, Sampler
 
 from nat_tasks.core.errors import NatError
-from nat_tasks.runtime.distributed import rank_and_world
 
 
 class IdentityBatchShards(Sampler):
@@ -71,7 +71,7 @@ def shard_train_loader(loader, cfg):
     if cfg.sampler.train_sampler != "RandomIdentitySampler":
         raise NatError(f"--launcher trains with identity sampling (sampler.train_sampler="
                        f"'RandomIdentitySampler'), not {cfg.sampler.train_sampler!r}")
-    rank, world = rank_and_world()
+    rank, world = get_dist_info()
     sampler = IdentityBatchShards(loader.dataset.train, loader.batch_size, cfg.sampler.num_instances,
                                   seed=cfg.seed, rank=rank, world=world)
     return DataLoader(loader.dataset, sampler=sampler, batch_size=loader.batch_size, shuffle=False,
@@ -97,7 +97,7 @@ def gather_batch(tensor):
     gradients, so the own rows pass their gradient back multiplied by the number of processes:
     the average is then the gradient of one process on the whole batch.
     """
-    rank, world = rank_and_world()
+    rank, world = get_dist_info()
     if world == 1:
         return tensor
     parts = [torch.empty_like(tensor) for _ in range(world)]
@@ -117,11 +117,6 @@ class _GradientTimes(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return grad * ctx.factor, None
-
-
-def is_main_process():
-    """Rank 0 (or the only process): the one that evaluates, writes files and prints."""
-    return rank_and_world()[0] == 0
 
 
 @contextlib.contextmanager

@@ -30,14 +30,14 @@ import random
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object, get_dist_info, is_main_process
 from torchreid.reid import metrics
 from torchreid.reid.engine import ImageTripletEngine
 
 from nat_tasks.core.checkpoint import atomic_save
 from nat_tasks.core.errors import NatError, check_finite
-from nat_tasks.runtime.distributed import rank_and_world, share
 
-from .distributed import NoWriter, gather_batch, is_main_process
+from .distributed import NoWriter, gather_batch
 from .ranking import clean_ranking
 
 LATEST = "latest.pth"
@@ -72,7 +72,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
         self.save_dir, self.meta = save_dir, dict(meta or {})
         self.amp_dtype = amp_dtype  # None: float32
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
-        self.meta["processes"] = rank_and_world()[1]
+        self.meta["processes"] = get_dist_info()[1]
         if not is_main_process():
             self.writer = NoWriter()
 
@@ -127,7 +127,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
         try:
             with torch.no_grad():
                 clean = net.embed(imgs)
-            first = rank_and_world()[0] * len(imgs)  # this process's rows in the global batch
+            first = get_dist_info()[0] * len(imgs)  # this process's rows in the global batch
             self_index = torch.arange(first, first + len(imgs), device=imgs.device)
             target = self.train_attack.target(clean, pids, gather_batch(clean), gather_batch(pids),
                                               self_index)
@@ -158,7 +158,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
                       "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                       "scaler": self.scaler.state_dict(), "rng": rng, "meta": self.meta}
         if self.meta["processes"] > 1:
-            checkpoint["rng_per_process"] = share([rng])
+            checkpoint["rng_per_process"] = all_gather_object(rng)
         return checkpoint
 
     def _save(self, epochs_done, path):
@@ -169,7 +169,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
     def resume(self, checkpoint):
         """Continue from ``checkpoint()``: same weights, optimizer, schedule and random streams
         (with as many processes as the run had: each takes its own streams back)."""
-        rank, processes = rank_and_world()
+        rank, processes = get_dist_info()
         if checkpoint["meta"].get("processes", 1) != processes:
             raise NatError(f"this run was trained by {checkpoint['meta'].get('processes', 1)} "
                            f"process(es): resume it with as many (now {processes}), the global "

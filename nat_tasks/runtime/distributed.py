@@ -110,19 +110,3 @@ def process_group(launcher):
         finally:
             if own_group and dist.is_initialized():
                 dist.destroy_process_group()
-
-
-def rank_and_world():
-    """``(rank, world size)`` of this process; ``(0, 1)`` outside a process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def share(records):
-    """Every process's ``records`` (a list), concatenated in rank order (one process: its own)."""
-    if rank_and_world()[1] == 1:
-        return records
-    everyone = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, records)
-    return [record for part in everyone for record in part]

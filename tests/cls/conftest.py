@@ -7,6 +7,7 @@
   100 train and 20 test images.
 - ``imagenet_root``: an ImageFolder tree ``<root>/train/<wnid>/*.JPEG`` and ``<root>/val/<wnid>/*.JPEG``
   with 3 classes, 4 train and 2 val JPEGs (40x30) per class.
+- ``small_cnn_file``: a random small CNN's state_dict (10 classes): a frozen adversary / teacher.
 All are session-scoped and read-only: copy them before modifying.
 """
 import pickle
@@ -66,3 +67,15 @@ def imagenet_root(tmp_path_factory):
                 pixels = rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG", format="JPEG")
     return root
+
+
+@pytest.fixture(scope="session")
+def small_cnn_file(tmp_path_factory):
+    import torch
+
+    from nat_tasks.cls.architectures import build_classifier
+
+    path = tmp_path_factory.mktemp("small_cnn") / "small_cnn.pth"
+    torch.manual_seed(0)
+    torch.save(build_classifier("small_cnn", 10).state_dict(), path)
+    return str(path)

@@ -15,7 +15,6 @@ from mmengine.optim import build_optim_wrapper
 import nat_tasks.cls.methods.standard as standard
 import nat_tasks.core.attacks as core_attacks
 from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
-from nat_tasks.cls.architectures import build_classifier
 from nat_tasks.core import NastyLoss
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime.amp import WRAPPER, MixedPrecisionOptimWrapper, amp_dtype
@@ -28,17 +27,9 @@ METHODS = {"vanilla": dict(type="vanilla"), "pgd_at": dict(type="pgd_at", **ATTA
            "trades": dict(type="trades", **ATTACK), "nat": dict(type="nat", **ATTACK)}
 
 
-@pytest.fixture(scope="module")
-def adversary_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("amp") / "adversary.pth"
-    torch.manual_seed(1)
-    torch.save(build_classifier("small_cnn", 10).state_dict(), path)
-    return str(path)
-
-
-def amp_model(method, adversary_checkpoint):
+def amp_model(method, small_cnn_file):
     torch.manual_seed(0)
-    nasty = dict(adversary=dict(arch="small_cnn", checkpoint=adversary_checkpoint)) if method == "nat" else None
+    nasty = dict(adversary=dict(arch="small_cnn", checkpoint=small_cnn_file)) if method == "nat" else None
     model = AdversarialClassifier("small_cnn", 10, METHODS[method], nasty=nasty,
                                   val_attack=dict(steps=2, n_examples=2)).train()
     wrapper = build_optim_wrapper(model, dict(type=WRAPPER, optimizer=dict(type="SGD", lr=0.1)))
@@ -46,8 +37,8 @@ def amp_model(method, adversary_checkpoint):
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_a_train_step_runs_attack_and_loss_in_bf16_on_fp32_weights(method, adversary_checkpoint, monkeypatch):
-    model, wrapper = amp_model(method, adversary_checkpoint)
+def test_a_train_step_runs_attack_and_loss_in_bf16_on_fp32_weights(method, small_cnn_file, monkeypatch):
+    model, wrapper = amp_model(method, small_cnn_file)
     assert isinstance(wrapper, MixedPrecisionOptimWrapper) and wrapper.cast_dtype == torch.bfloat16
     assert not wrapper.loss_scaler.is_enabled()  # bfloat16 needs no loss scaling
 
@@ -83,8 +74,8 @@ def test_a_train_step_runs_attack_and_loss_in_bf16_on_fp32_weights(method, adver
     assert not torch.is_autocast_enabled("cpu")  # the context ends with the forward
 
 
-def test_validation_predicts_in_float32(adversary_checkpoint):
-    model, _ = amp_model("pgd_at", adversary_checkpoint)
+def test_validation_predicts_in_float32(small_cnn_file):
+    model, _ = amp_model("pgd_at", small_cnn_file)
     dtypes = []
     model.classifier.register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
     model.eval()  # what mmengine's ValLoop does; its val_step runs without autocast

@@ -9,7 +9,7 @@ from mmengine.dataset import default_collate
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
-from nat_tasks.cls import METHODS, AdversarialClassifier, build_classifier
+from nat_tasks.cls import METHODS, AdversarialClassifier
 from nat_tasks.cls.data import CIFAR10
 
 LINF = dict(eps=2 / 255, alpha=1 / 255, steps=1)
@@ -23,15 +23,6 @@ SETTINGS = {
     "sat_trades": LINF, "sparse_at": dict(L0, steps=2), "sparse_trades": dict(L0, steps=2),
     "sparse_trades_nat": dict(L0, steps=2), "fast_ls_l0": L0, "fast_ls_l0_nat": L0,
 }
-
-
-@pytest.fixture(scope="module")
-def frozen_model_file(tmp_path_factory):
-    """A small CNN's weights: NAT's adversary and the distillation teacher."""
-    path = tmp_path_factory.mktemp("frozen") / "small_cnn.pth"
-    torch.manual_seed(0)
-    torch.save(build_classifier("small_cnn", 10).state_dict(), path)
-    return str(path)
 
 
 def sections(parameters, frozen):
@@ -56,10 +47,10 @@ def in_epoch_1():
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
-def test_one_training_step(name, cifar10_root, frozen_model_file, in_epoch_1):
+def test_one_training_step(name, cifar10_root, small_cnn_file, in_epoch_1):
     torch.manual_seed(0)
     model = AdversarialClassifier(arch="small_cnn", num_classes=10, method=dict(type=name, **SETTINGS[name]),
-                                  **sections(inspect.signature(METHODS[name]).parameters, frozen_model_file))
+                                  **sections(inspect.signature(METHODS[name]).parameters, small_cnn_file))
     data = default_collate([CIFAR10(cifar10_root, split="train", val_size=10)[i] for i in range(8)])
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     before = [p.detach().clone() for p in model.classifier.parameters()]

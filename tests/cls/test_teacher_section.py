@@ -23,20 +23,12 @@ RSLAD = dict(type="rslad", eps=4 / 255, alpha=2 / 255, steps=1)
 TABLE10 = sorted(glob.glob(os.path.join(CONFIGS, "cifar10_resnet18_*_from_*_teacher.py")))
 
 
-@pytest.fixture(scope="module")
-def teacher_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("teacher") / "teacher.pth"
-    torch.manual_seed(0)
-    torch.save(build_classifier("small_cnn", 10).state_dict(), path)
-    return str(path)
-
-
 def student(teacher, method=RSLAD):
     return AdversarialClassifier(arch="small_cnn", num_classes=10, method=method, teacher=teacher)
 
 
-def test_the_teacher_is_frozen_and_outside_parameters_state_dict_and_train(teacher_file):
-    model = student(dict(arch="small_cnn", checkpoint=teacher_file))
+def test_the_teacher_is_frozen_and_outside_parameters_state_dict_and_train(small_cnn_file):
+    model = student(dict(arch="small_cnn", checkpoint=small_cnn_file))
     teacher = model.method.context["teacher"]
     assert isinstance(teacher, FrozenAdversary)
     n_student = len(list(build_classifier("small_cnn", 10).parameters()))
@@ -46,14 +38,14 @@ def test_the_teacher_is_frozen_and_outside_parameters_state_dict_and_train(teach
     model.train()
     assert not teacher.models[0].training
     assert all(not p.requires_grad for p in teacher.models[0].parameters())
-    saved = torch.load(teacher_file, weights_only=True)
+    saved = torch.load(small_cnn_file, weights_only=True)
     assert all(torch.equal(v, teacher.models[0].state_dict()[k]) for k, v in saved.items())
     model.to(torch.float64)  # the teacher follows the student's moves (as to the GPU)
     assert all(p.dtype == torch.float64 for p in teacher.models[0].parameters())
 
 
-def test_an_ensemble_teacher_and_its_precision_come_from_the_section(teacher_file):
-    model = student([dict(arch="small_cnn", checkpoint=[teacher_file, teacher_file], precision="bfloat16")])
+def test_an_ensemble_teacher_and_its_precision_come_from_the_section(small_cnn_file):
+    model = student([dict(arch="small_cnn", checkpoint=[small_cnn_file, small_cnn_file], precision="bfloat16")])
     teacher = model.method.context["teacher"]
     assert len(teacher.models) == 2 and teacher.precision == "bfloat16"
 
@@ -77,10 +69,10 @@ def test_bad_teacher_sections_are_one_line(teacher, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_teacher_of_another_architecture_is_one_line(teacher_file):
+def test_a_teacher_of_another_architecture_is_one_line(small_cnn_file):
     with pytest.raises(NatError) as err:
-        student(dict(arch="preact_resnet18", checkpoint=teacher_file))
-    assert str(err.value).startswith(f"teacher checkpoint (preact_resnet18, 10 classes) {teacher_file} does not fit")
+        student(dict(arch="preact_resnet18", checkpoint=small_cnn_file))
+    assert str(err.value).startswith(f"teacher checkpoint (preact_resnet18, 10 classes) {small_cnn_file} does not fit")
 
 
 @pytest.mark.parametrize("path", TABLE10, ids=os.path.basename)
@@ -113,10 +105,10 @@ def scalars(work_dir):
     ("ard", dict(RSLAD, type="ard"), 1),
     ("iad", dict(RSLAD, type="iad", begin=1), 2),  # introspection from the second epoch on
 ])
-def test_each_method_trains_a_student_and_saves_no_teacher(name, method, epochs, cifar, teacher_file, tmp_path):
+def test_each_method_trains_a_student_and_saves_no_teacher(name, method, epochs, cifar, small_cnn_file, tmp_path):
     path = write_config(tmp_path / f"{name}.py", base=f"cifar10_resnet18_{name}_from_at_teacher.py", data_root=cifar,
                         model=dict(method=dict(_delete_=True, **method),
-                                   teacher=dict(arch="small_cnn", checkpoint=teacher_file)),
+                                   teacher=dict(arch="small_cnn", checkpoint=small_cnn_file)),
                         train_dataloader=dict(batch_size=20), train_cfg=dict(val_interval=10))  # no validation
     work_dir = train(load_cls_config(path, work_dir=str(tmp_path / name), cfg_options={"train_cfg.max_epochs": epochs}))
     ckpt = safe_load(os.path.join(work_dir, f"epoch_{epochs}.pth"))

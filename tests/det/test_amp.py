@@ -12,18 +12,10 @@ from .conftest import build_detector
 from .helpers import EPS, data_batch, load_tool
 
 
-def test_mtd_train_step_attacks_in_bf16_and_keeps_fp32_pixels_and_weights(tiny_config, monkeypatch):
+def test_mtd_train_step_attacks_in_bf16_and_keeps_fp32_pixels_and_weights(tiny_config, attack_spy):
     detector, cfg = build_detector(tiny_config, mtd=dict(eps=EPS, alpha=4, steps=2))
     wrapper = build_optim_wrapper(detector, dict(type=WRAPPER, optimizer=dict(type="SGD", lr=0.01)))
-    engine, crafted = mtd.projected_gradient_ascent, []
-
-    def spy(loss_fn, x, **kwargs):
-        autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
-        x_adv = engine(loss_fn, x, **kwargs)
-        crafted.append((autocast, x, x_adv))
-        return x_adv
-
-    monkeypatch.setattr(mtd, "projected_gradient_ascent", spy)
+    crafted = attack_spy(mtd)
     head_dtypes = []
     detector.bbox_head.register_forward_hook(lambda m, args, out: head_dtypes.append(out[0][0].dtype))
     detector.train()

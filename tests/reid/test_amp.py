@@ -18,21 +18,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EPS = 4 / 255
 
 
-def test_amd_nat_step_under_bf16_autocast(monkeypatch):
+def test_amd_nat_step_under_bf16_autocast(attack_spy):
     model = ReidNet(ColourNet(TARGET_W), mean=(0, 0, 0), std=(1, 1, 1)).train()
     adversary = FrozenAdversary(IdLogits(ReidNet(ColourNet(ADVERSARY_W), mean=(0, 0, 0), std=(1, 1, 1))))
     engine = engine_for(model, train_attack=build_attack("ifgsm", eps=EPS, alpha=1 / 255, steps=3),
                         nasty=NastyLoss(0.5, 2.0), adversary=adversary, amp_dtype=torch.bfloat16)
     assert not engine.scaler.is_enabled()  # bfloat16: no loss scaling
-    engine_pga, crafted = reid_attacks.projected_gradient_ascent, []
-
-    def spy(loss_fn, x, **kwargs):
-        autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
-        x_adv = engine_pga(loss_fn, x, **kwargs)
-        crafted.append((autocast, x, x_adv))
-        return x_adv
-
-    monkeypatch.setattr(reid_attacks, "projected_gradient_ascent", spy)
+    crafted = attack_spy(reid_attacks)
     logits_dtypes = []
     model.backbone.classifier.register_forward_hook(lambda m, args, out: logits_dtypes.append(out.dtype))
     before = [p.detach().clone() for p in model.parameters()]
