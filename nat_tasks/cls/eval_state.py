@@ -8,7 +8,7 @@ per attack, whether it is robust (``null``: its batch was not attacked yet), plu
 robust under every attack (``null`` until every attack has seen it). The examples are cut into
 fixed batches (batch ``b`` = examples ``b*batch_size ...``): a batch is the unit of work, of
 resumption and of sharding, and its random draws depend on the run's seed and ``b`` only
-(``batch_seed``), so the numbers do not depend on what ran before it, in which process.
+(``nat_tasks.runtime.seeding.batch_seed``), so the numbers do not depend on what ran before it, in which process.
 
 A state continues only with the settings it was made with: anything else would mix two runs.
 """
@@ -22,13 +22,6 @@ from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.errors import NatError
 
 FORMAT = 1
-_GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment: batch seeds far apart, batch 0 keeps the run's seed
-
-
-def batch_seed(seed, batch):
-    """The seed of batch ``batch`` of a run seeded ``seed`` (batch 0: ``seed`` itself, so a run of
-    one batch draws what a plain ``torch.manual_seed(seed)`` would)."""
-    return (int(seed) + int(batch) * _GOLDEN) % 2 ** 63
 
 
 def file_sha256(path):

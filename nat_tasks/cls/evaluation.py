@@ -21,9 +21,10 @@ from nat_tasks.core.attack_registry import Attack
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sparse import check_l0
 from nat_tasks.core.stats import bootstrap_interval
+from nat_tasks.runtime.seeding import batch_seed
 
 from .attacks import REGISTRY, check_threat
-from .eval_state import EvalState, batch_seed
+from .eval_state import EvalState
 
 TRANSFER_FROM = ("pgd20", "cw")  # crafted on each --transfer-from surrogate: Table 5's black-box columns
 
