@@ -45,7 +45,8 @@ def open_page(url: str, timeout: float = 60) -> PageResult:
             page = browser.new_page()
 
             def on_console(message):
-                if message.type == "error":
+                # the browser asks every site for /favicon.ico on its own; its 404 is no page error
+                if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
                     errors.append(message.text)
 
             page.on("console", on_console)
