@@ -13,7 +13,6 @@ umap (Fig. 5), boundary (Fig. 6), weights (Fig. 7), runner_up (Fig. 8). Writes
 and model, and the definitions). Needs networks that end in a linear classifier (every architecture
 of nat_tasks/cls/architectures.py does).
 """
-import argparse
 import os
 import sys
 
@@ -24,11 +23,22 @@ from nat_tasks.cls import classifier_from_config, load_cls_config, subset_indice
 from nat_tasks.cls.analysis import FIGURES, analyze_models, parse_figures
 from nat_tasks.cls.architectures import DATA_INFO_KEYS
 from nat_tasks.core.errors import NatError
-from nat_tasks.runtime import resolve_device, tool_main
+from nat_tasks.runtime import resolve_device, tool_main, tool_parser
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+DESCRIPTION = """\
+The paper's analysis figures (Figs. 3-8: sparsity, hyperplanes, UMAP, boundary, weights, runner-up) for
+classification checkpoints side by side, on one fixed random subset of the first config's test split
+(its data_root, or --data-root; layouts: docs/user_guide/data.md; figures: docs/user_guide/analysis.md).
+Writes <out>/<figure>.png, analysis.json and analysis.md."""
+
+EXAMPLES = """\
+example:
+  python tools/analyze_cls.py CONFIG_AT CKPT_AT CONFIG_NAT CKPT_NAT --labels AT,NAT --out work_dirs/analysis"""
+
+
+def build_parser():
+    parser = tool_parser("analyze_cls", DESCRIPTION, EXAMPLES)
     parser.add_argument("pairs", nargs="+", metavar="CONFIG CKPT",
                         help="a config and a checkpoint per model (trainer checkpoint or plain state_dict)")
     parser.add_argument("--labels", help="comma-separated, one per model (default: the config names, "
@@ -42,12 +52,16 @@ def parse_args(argv):
     parser.add_argument("--eps", type=float, help="Linf budget of the sparsity figure's PGD (default: val_attack)")
     parser.add_argument("--alpha", type=float, help="its step (default: the config's val_attack)")
     parser.add_argument("--steps", type=int, help="its steps (default: the config's val_attack, else 10)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256, help="examples per forward/attack batch")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="the PGD random start and UMAP's random_state")
     parser.add_argument("--data-root", help="the dataset folder (overrides the configs' data_root)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def model_list(pairs, labels):

@@ -30,7 +30,6 @@ fixed subset (default 500 examples) and prints pass/fail. Writes <out>/eval_<che
 name>.json and .md (checklist: eval_<name>_checklist.json/.md; default out: the checkpoint's
 folder).
 """
-import argparse
 import inspect
 import os
 import sys
@@ -50,13 +49,27 @@ from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sanity import checks_markdown
 from nat_tasks.core.stats import bootstrap_interval
-from nat_tasks.runtime import markdown_table, resolve_device, tool_main, write_results
+from nat_tasks.runtime import markdown_table, resolve_device, tool_main, tool_parser, write_results
 from nat_tasks.runtime.distributed import check_launch, process_group
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
+DESCRIPTION = """\
+Evaluate a classification checkpoint under attacks (RobustBench rules: eval mode, [0, 1] inputs, fixed
+seeds; every accuracy with a 95 % interval; resumable), or run the gradient-masking checklist.
+Data: the config's test split under its data_root (or --data-root); layouts: docs/user_guide/data.md,
+rules: docs/user_guide/evaluation.md. Writes eval_<checkpoint name>.json/.md (default: next to it)."""
+
+EXAMPLES = """\
+examples:
+  python tools/eval_cls.py CONFIG CHECKPOINT --attacks clean,pgd20,aa --n-examples 1000
+  python tools/eval_cls.py CONFIG CHECKPOINT --threat l0 --k 20
+  python tools/eval_cls.py CONFIG CHECKPOINT --checklist --surrogate CONFIG:CHECKPOINT
+  torchrun --nproc_per_node 2 tools/eval_cls.py CONFIG CHECKPOINT --launcher pytorch"""
+
+
+def build_parser():
+    parser = tool_parser("eval_cls", DESCRIPTION, EXAMPLES)
+    parser.add_argument("config", help="the classification config the checkpoint was trained with")
     parser.add_argument("checkpoint", help="a trainer checkpoint (epoch_N.pth, best_*.pth) or a plain state_dict")
     parser.add_argument("--attacks",
                         help=f"comma-separated, each one of: {ATTACKS.syntax()} (default clean,pgd20,aa; "
@@ -81,15 +94,21 @@ def parse_args(argv):
     parser.add_argument("--n-examples", type=int,
                         help="N test examples, a fixed random subset (default: the whole test split; "
                         "500 with --checklist)")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=500,
+                        help="examples per attacked batch; each batch is seeded from --seed and its index")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     parser.add_argument("--out", help="output folder (default: the checkpoint's folder)")
     parser.add_argument("--eps", type=float, help="Linf budget in [0, 1] (default: the config's val_attack)")
     parser.add_argument("--alpha", type=float, help="PGD step (default: the config's val_attack)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the seed every batch's seed derives from")
     parser.add_argument("--data-root", help="the dataset folder (overrides the config's data_root)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value")
-    return parser.parse_args(argv)
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help="override config keys (mmengine syntax)")
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def load_examples(dataset_cfg, n):

@@ -14,15 +14,26 @@ sweep.md (best and last model per grid point: best seed (mean ± std over seeds)
 --collect-only then builds the table and the plot from their work dirs without training.
 Grid values are comma-separated and parse like --cfg-options values (list values: KEY=[[8],[9]]).
 """
-import argparse
 import sys
 
 from nat_tasks.cls.sweep import parse_grid, print_commands, run_sweep
-from nat_tasks.runtime import tool_main
+from nat_tasks.runtime import tool_main, tool_parser
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+DESCRIPTION = """\
+A seeded sweep of a classification config: every grid point x seed trained by tools/train_cls.py in
+<work-dir>/<key>=<value>,...,seed=<s> (finished runs reused, interrupted ones resumed), then one table
+(sweep.json, sweep.md) and one plot (sweep.png). Data: the config's data_root (or --train-args
+"--data-root DIR"); layouts: docs/user_guide/data.md; sweeps: docs/user_guide/sweeps.md."""
+
+EXAMPLES = """\
+examples:
+  python tools/sweep_cls.py configs/cls/cifar10_preact18_nat.py --grid model.nasty.weight=0,0.02,0.06,0.12 --seeds 3
+  python tools/sweep_cls.py configs/cls/cifar10_preact18_nat.py --grid model.nasty.weight=0,0.06 --print-commands"""
+
+
+def build_parser():
+    parser = tool_parser("sweep_cls", DESCRIPTION, EXAMPLES)
     parser.add_argument("config", help="the classification config every run starts from")
     parser.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
                         help="a config key and its values (repeat for a product grid)")
@@ -41,7 +52,11 @@ def parse_args(argv):
     mode.add_argument("--print-commands", "--dry-run", action="store_true",
                       help="list the runs still to do, one shell line each, and train nothing")
     mode.add_argument("--collect-only", action="store_true", help="train nothing, tabulate the runs found")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 @tool_main

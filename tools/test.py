@@ -12,24 +12,39 @@ at 0.5x, 2x, 4x eps and at eps 255 and prints the pass/fail table of the gradien
 (``nat_tasks/det/checklist.py``). Results are printed and written atomically as JSON and Markdown
 (default: WORK_DIR/attack_results.{json,md}).
 """
-import argparse
 import os
 
-from nat_tasks.core.errors import NatError
-from nat_tasks.core.sanity import Check, checks_markdown
-from nat_tasks.core.stats import format_interval
-from nat_tasks.det.attacks import ATTACKS, CLEAN, columns, kinds
-from nat_tasks.det.cli import add_runner_args, parse_runner_args
-from nat_tasks.runtime import load_config, select_runner_device, tool_main, write_results
+from nat_tasks.runtime.tool import require_stage
+
+require_stage("det")  # one line naming the set-up command, before mmdet is imported
+
+from nat_tasks.core.errors import NatError  # noqa: E402
+from nat_tasks.core.sanity import Check, checks_markdown  # noqa: E402
+from nat_tasks.core.stats import format_interval  # noqa: E402
+from nat_tasks.det.attacks import ATTACKS, CLEAN, columns, kinds  # noqa: E402
+from nat_tasks.det.cli import add_runner_args, parse_runner_args  # noqa: E402
+from nat_tasks.runtime import console, load_config, select_runner_device, tool_main, tool_parser, write_results  # noqa: E402,E501
 
 ATTACK_CHOICES = (CLEAN,) + tuple(kinds())
 COLUMNS = columns()
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Evaluate a detector clean and under attacks")
-    parser.add_argument("config")
-    parser.add_argument("checkpoint")
+DESCRIPTION = """\
+Evaluate a detector clean and under attacks (A_cls, A_loc, DAG, RAP: the row of the paper's Table 13),
+mAP@0.5 by the config's VOCMetric, optionally with 95 % bootstrap intervals and the gradient-masking
+checklist. Data: the config's test split (Pascal VOC: data/VOCdevkit/VOC2007 test). Details:
+docs/user_guide/detection.md. Writes WORK_DIR/attack_results.json and .md (or --out)."""
+
+EXAMPLES = """\
+examples:
+  python tools/test.py configs/det/voc_ssd300_mtd_nat.py CHECKPOINT --attack all --ci 200
+  python tools/test.py configs/det/demo_mtd_nat.py CHECKPOINT --attack cls --checklist --device cpu"""
+
+
+def build_parser():
+    parser = tool_parser("test", DESCRIPTION, EXAMPLES)
+    parser.add_argument("config", help="the detector's config (mmdet format)")
+    parser.add_argument("checkpoint", help="its checkpoint (.pth)")
     parser.add_argument("--attack", choices=ATTACK_CHOICES + ("all",), default="all",
                         help="one pass, or all: " + ", ".join(COLUMNS.values()))
     parser.add_argument("--eps", type=float, default=8.0, help="Linf budget on the 0..255 scale")
@@ -37,16 +52,20 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=10, help="PGD steps (cls, loc, rap)")
     parser.add_argument("--dag-steps", type=int, default=150, help="DAG iterations (Xie et al.: 150)")
     parser.add_argument("--dag-gamma", type=float, default=0.5, help="DAG step size")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the attacks' random draws")
     parser.add_argument("--ci", type=int, default=0, metavar="N",
                         help="95%% bootstrap interval of each mAP from N resamples of the test images "
                              "(0: none; e.g. 200)")
     parser.add_argument("--checklist", action="store_true",
                         help="gradient-masking checks: A_cls at 0.5x/1x/2x/4x eps and at eps 255")
-    parser.add_argument("--work-dir")
+    parser.add_argument("--work-dir", help="the runner's work dir (logs; default work_dirs/<config name>)")
     parser.add_argument("--out", help="results JSON path (a .md table is written next to it)")
     add_runner_args(parser)
-    return parse_runner_args(parser, argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return parse_runner_args(build_parser(), argv)
 
 
 def _map_of(metrics, attack):
@@ -134,7 +153,7 @@ def main(argv=None):
                         bootstrap_resamples=args.ci, bootstrap_seed=args.seed)
     check_voc_config(cfg, splits=("test_dataloader",))
 
-    runner = Runner.from_cfg(cfg)
+    runner = console.attach(Runner.from_cfg(cfg), "evaluating")
     metrics = runner.test()
     checks = (run_checks({attack: _map_of(metrics, attack) for attack in attacks}, args.eps)
               if args.checklist else None)

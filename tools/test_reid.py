@@ -5,7 +5,19 @@
 
 See ``python tools/test_reid.py --help`` and nat_tasks/reid/cli.py.
 """
-from nat_tasks.runtime import tool_main
+from nat_tasks.runtime.tool import quiet_warnings, require_stage
+
+require_stage("reid")  # one line naming the set-up command, before torchreid is imported
+
+from nat_tasks.runtime import tool_main  # noqa: E402
+
+
+def build_parser():
+    """The command line (nat_tasks/reid/cli.py's ``test_parser``)."""
+    quiet_warnings()  # torchreid's notice at import
+    from nat_tasks.reid.cli import test_parser  # imports torchreid: only when asked
+
+    return test_parser()
 
 
 @tool_main

@@ -3,19 +3,34 @@
     python tools/train.py configs/voc_mtd_nat.py [--work-dir DIR] [--resume [CKPT]] [--amp [--amp-dtype D]]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--device cpu|cuda|cuda:N]
 """
-import argparse
 import os
 
-from nat_tasks.core.errors import NatError
-from nat_tasks.det.cli import add_runner_args, parse_runner_args
-from nat_tasks.runtime import load_config, select_runner_device, tool_main
-from nat_tasks.runtime.amp import AMP_DTYPES, enable_amp
-from nat_tasks.runtime.distributed import train_runner
+from nat_tasks.runtime.tool import require_stage
+
+require_stage("det")  # one line naming the set-up command, before mmdet is imported
+
+from nat_tasks.core.errors import NatError  # noqa: E402
+from nat_tasks.det.cli import add_runner_args, parse_runner_args  # noqa: E402
+from nat_tasks.runtime import load_config, select_runner_device, tool_main, tool_parser  # noqa: E402
+from nat_tasks.runtime.amp import AMP_DTYPES, enable_amp  # noqa: E402
+from nat_tasks.runtime.distributed import train_runner  # noqa: E402
+
+DESCRIPTION = """\
+Train a detector with mmengine's Runner: vanilla, MTD or MTD&NAT (the nasty term on the anchors'
+class scores), mmdet 3.3's command line plus --device. Data: Pascal VOC under the config's data_root
+(data/VOCdevkit/VOC2007 and VOC2012: Annotations/, ImageSets/Main/, JPEGImages/), or the generated
+demo tree of tools/make_demo_voc.py for configs/det/demo_*.py. Details: docs/user_guide/detection.md."""
+
+EXAMPLES = """\
+examples:
+  python tools/train.py configs/det/voc_ssd300_mtd_nat.py --work-dir work_dirs/voc_mtd_nat
+  python tools/train.py configs/det/demo_mtd_nat.py --device cpu
+  torchrun --nproc_per_node 2 tools/train.py configs/det/voc_ssd300_mtd_nat.py --launcher pytorch"""
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train a detector (MTD / NAT plug-in for mmdet)")
-    parser.add_argument("config", help="train config file path")
+def build_parser():
+    parser = tool_parser("train", DESCRIPTION, EXAMPLES)
+    parser.add_argument("config", help="train config file path (mmdet format, e.g. configs/det/*.py)")
     parser.add_argument("--work-dir", help="the dir to save logs and models")
     parser.add_argument("--amp", action="store_true",
                         help="mixed-precision training: the forward pass (MTD's attack included) under "
@@ -27,7 +42,11 @@ def parse_args(argv=None):
                         help="resume from CKPT, or from the latest checkpoint of the work dir if no "
                              "path is given")
     add_runner_args(parser)
-    return parse_runner_args(parser, argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return parse_runner_args(build_parser(), argv)
 
 
 @tool_main

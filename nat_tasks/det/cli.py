@@ -3,6 +3,7 @@
 Device choice and config loading are the runtime layer's (``select_runner_device``,
 ``load_config``); this module only adds mmdet's runner options to a parser.
 """
+import argparse
 import os
 
 
@@ -12,11 +13,13 @@ def add_runner_args(parser):
 
     from nat_tasks.runtime.distributed import LAUNCHERS
 
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction,
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                         help="override config settings, key=value (mmengine syntax)")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="none")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
+                        help="none: one process; pytorch: one of torchrun's processes; slurm, mpi: one of "
+                        "their processes (one GPU each)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def parse_runner_args(parser, argv):

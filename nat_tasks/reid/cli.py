@@ -16,6 +16,7 @@ from nat_tasks.core.adversary import PRECISIONS
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime.amp import AMP_DTYPES
 from nat_tasks.runtime.distributed import LAUNCHERS
+from nat_tasks.runtime.tool import add_verbose
 
 from .attacks import REGISTRY, attack_kinds
 from .config import config_file, method_of, reid_config
@@ -102,10 +103,11 @@ def _add_config_options(p, config_help, work_dir_help, optional=False):
 
 def train_parser():
     p = argparse.ArgumentParser(
-        prog="tools/train_reid.py",
+        prog="python tools/train_reid.py",
         description="NAT / AMD re-ID training on torchreid from a config. Without arguments: the "
                     "embedded demo (vanilla, AMD, AMD&NAT on a generated Market-1501 tree, then "
-                    "Table 12).")
+                    "Table 12). Data: Market-1501 at data/market1501/Market-1501-v15.09.15/"
+                    "{bounding_box_train,query,bounding_box_test} (--root); docs/user_guide/reid.md.")
     _add_config_options(p, "config file (omit it: configs/reid/market1501_resnet50_<method>.py)",
                         "default: the config's work_dir, else work_dirs/<config name>; without "
                         "CONFIG work_dirs/reid/<dataset>_<model>_<method>", optional=True)
@@ -146,19 +148,23 @@ def train_parser():
     p.add_argument("--demo", action="store_true",
                    help="the embedded flow (configs/reid/synthetic_market1501_resnet18_*.py); "
                         "the options above apply to its three configs")
+    add_verbose(p)
     return p
 
 
 def test_parser():
     p = argparse.ArgumentParser(
-        prog="tools/test_reid.py",
+        prog="python tools/test_reid.py",
         description="Re-ID checkpoints clean and under metric attacks (Table 12 of the paper), "
-                    "with 95 % intervals and paired differences: JSON + Markdown.")
+                    "with 95 % intervals and paired differences: JSON + Markdown. Data: the config's "
+                    "query and gallery (Market-1501 at data/market1501/Market-1501-v15.09.15/; --root); "
+                    "docs/user_guide/reid.md.")
     _add_config_options(p, "config file (its data and test sections)",
                         "where the report goes unless --out (default: next to the first CKPT)")
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one table row each")
     _add_data_options(p)
     _add_evaluation_options(p)
+    add_verbose(p)
     return p
 
 

@@ -12,7 +12,7 @@ from .config import load_config
 from .device import default_device, resolve_device, select_runner_device
 from .results import markdown_table, write_results
 from .seeding import seed_everything
-from .tool import setup_tool, tool_main
+from .tool import setup_tool, tool_main, tool_parser
 
 __all__ = ["load_config", "default_device", "resolve_device", "select_runner_device",
-           "markdown_table", "write_results", "seed_everything", "setup_tool", "tool_main"]
+           "markdown_table", "write_results", "seed_everything", "setup_tool", "tool_main", "tool_parser"]

@@ -20,6 +20,7 @@ from mmengine.dist import init_dist
 
 from nat_tasks.core.errors import NatError
 
+from . import console
 from .device import select_runner_device
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")  # mmengine's
@@ -31,6 +32,7 @@ def train_runner(cfg, build_runner):
     ``cfg.launcher``; returns the run's work dir (checkpoints and logs)."""
     with distributed(cfg):
         runner = build_runner(cfg)
+        console.attach(runner)  # the header and the progress bars, in a tool
         runner.train()
         work_dir = runner.work_dir
         del runner  # with it DDP and its hold on the process group (see the module docstring)

@@ -1,11 +1,22 @@
 """What every command-line tool does first: quiet known noise, then run ``main`` behind
 ``cli_entry`` (a ``NatError`` is one line on stderr and exit status 2).
 
+    def build_parser():
+        parser = tool_parser("train_cls", "Train a classifier ...")
+        ...
+        return parser
+
     @tool_main
     def main(argv=None): ...
+
+``tool_parser`` gives every tool the same ``prog`` (the command line users type), layout and
+``--verbose`` (mmengine's dumps and per-iteration lines back on the console, see ``console``).
 """
+import argparse
 import functools
+import importlib.util
 import os
+import sys
 import warnings
 
 from nat_tasks.core.errors import cli_entry
@@ -17,11 +28,66 @@ QUIET = (
 )
 
 
-def setup_tool():
-    """Silence the stack's known notices and draw figures without a display."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
+class _Verbose(argparse.Action):
+    """``--verbose``: applied when parsed, so no tool has to pass it on."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import console
+
+        console.set_verbose(True)
+        setattr(namespace, self.dest, True)
+
+
+def add_verbose(parser):
+    """Add ``--verbose`` to ``parser`` (``tool_parser`` does; for parsers built elsewhere)."""
+    parser.add_argument("--verbose", action=_Verbose,
+                        help="also print mmengine's environment and config dumps and its per-iteration "
+                        "log lines on the console (the run's log file always has them)")
+
+
+def tool_parser(name, description, epilog=None):
+    """The ``argparse`` parser of ``tools/<name>.py``: ``prog`` is the command users type,
+    ``description`` says what runs and where its data goes, ``epilog`` may list example lines
+    (kept as written)."""
+    parser = argparse.ArgumentParser(prog=f"python tools/{name}.py", description=description, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbose(parser)
+    return parser
+
+
+# The set-up stages of scripts/bootstrap.sh beyond classification, and the modules each installs
+# that a task's tools import.
+STAGES = {"det": ("mmcv", "mmdet"), "reid": ("torchreid", "faiss")}
+
+
+def require_stage(stage):
+    """Exit with one line naming the set-up command when a module of ``stage`` is not installed.
+    Detection and re-ID tools call it first, before they import their task."""
+    missing = [name for name in STAGES[stage] if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: {' and '.join(missing)} not installed; install the {stage} stage with: "
+              f"bash scripts/bootstrap.sh {stage}", file=sys.stderr)
+        sys.exit(2)
+
+
+def quiet_warnings():
+    """Silence the stack's known notices (``QUIET``)."""
     for message in QUIET:
         warnings.filterwarnings("ignore", message=message)
+
+
+def setup_tool():
+    """Silence the stack's known notices, draw figures without a display, and route mmengine's
+    log lines (``console``): the console gets warnings and errors, the log file everything."""
+    from . import console
+
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    quiet_warnings()
+    console.set_verbose(False)
+    console.install()
 
 
 def tool_main(main):

@@ -1,0 +1,169 @@
+"""A quiet console for every tool: a short header, progress bars with an ETA, the result tables.
+
+mmengine's runners log their environment and config dumps and a line every few iterations; they
+stay in the run's log file (``<work_dir>/<timestamp>/<timestamp>.log``, mmengine's file handler,
+untouched) and leave the console, whose handler passes warnings and errors only. ``--verbose``
+(``tool.add_verbose``) brings everything back. The routing is one filter on the console handler
+of every ``MMLogger`` created after ``install()`` (``tool_main`` calls it), so code that uses the
+library without a tool logs as mmengine does.
+
+``attach(runner)`` gives a runner the header (what runs, device, config, work dir, log file) and
+the progress bars (``ProgressHook``).
+"""
+import functools
+import logging
+import sys
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from tqdm import tqdm
+
+_state = dict(verbose=False, installed=False)
+
+
+def set_verbose(verbose):
+    """``True``: mmengine's info lines on the console too (``--verbose``)."""
+    _state["verbose"] = bool(verbose)
+
+
+def verbose():
+    return _state["verbose"]
+
+
+# mmengine's warnings that say nothing about the user's run (they stay in the log file).
+NOISE = (
+    "has no metainfo",  # our data sets have no mmengine visualiser metadata
+    "The prefix is not set in metric class",
+    '"FileClient" will be deprecated',
+    '"HardDiskBackend" is the alias of "LocalBackend"',
+)
+
+
+class ConsoleFilter(logging.Filter):
+    """Passes a console record when ``--verbose`` is on, or it is a warning or an error that is
+    not known ``NOISE``."""
+
+    def filter(self, record):
+        if _state["verbose"]:
+            return True
+        return record.levelno >= logging.WARNING and not any(n in record.getMessage() for n in NOISE)
+
+
+CONSOLE_FILTER = ConsoleFilter()
+
+
+def _is_console(handler):
+    return type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr)
+
+
+def _quiet(logger):
+    for handler in logger.handlers:
+        if _is_console(handler) and CONSOLE_FILTER not in handler.filters:
+            handler.addFilter(CONSOLE_FILTER)
+
+
+def install():
+    """Route every ``MMLogger``'s console output through ``ConsoleFilter`` (idempotent)."""
+    from mmengine.logging import MMLogger
+
+    if not _state["installed"]:
+        original = MMLogger.__init__
+
+        @functools.wraps(original)
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            _quiet(self)
+
+        MMLogger.__init__ = __init__
+        _state["installed"] = True
+    for logger in list(MMLogger._instance_dict.values()):
+        _quiet(logger)
+
+
+def header(title, **fields):
+    """Print ``title`` and ``key: value`` fields (``None`` values left out) as one short block."""
+    if not is_main_process():
+        return
+    print(title)
+    shown = [f"{key.replace('_', ' ')}: {value}" for key, value in fields.items() if value is not None]
+    if shown:
+        print("  " + " | ".join(shown))
+    sys.stdout.flush()
+
+
+def bar(**kwargs):
+    """A ``tqdm`` bar on stderr (the tables go to stdout); off on other ranks than 0. Outside a
+    terminal it redraws every 30 s, not ten times a second, so a saved log stays readable."""
+    kwargs.setdefault("mininterval", 0.1 if sys.stderr.isatty() else 30)
+    return tqdm(file=sys.stderr, dynamic_ncols=True, disable=not is_main_process() or kwargs.pop("disable", False),
+                **kwargs)
+
+
+def _run_title(runner):
+    model = runner.cfg.get("model", {})
+    method = model.get("method", {}).get("type") if isinstance(model.get("method"), dict) else None
+    what = " ".join(str(p) for p in (model.get("type"), method) if p)
+    config = runner.cfg.filename or "(no file)"
+    return f"{what or 'model'} from {config}"
+
+
+class ProgressHook(Hook):
+    """The header of a run and its bars: one over all training iterations (epoch and loss shown),
+    a line per validation with its metrics, and one over the test batches."""
+
+    priority = "VERY_LOW"
+
+    def __init__(self, title):
+        self.title = title
+        self._bar = None
+
+    def before_run(self, runner):
+        device = next(runner.model.parameters()).device if any(True for _ in runner.model.parameters()) else None
+        header(f"{self.title}: {_run_title(runner)}", device=device, work_dir=runner.work_dir,
+               log=runner.logger.log_file)
+
+    def before_train(self, runner):
+        self._bar = bar(total=runner.max_iters, initial=runner.iter, desc="train", unit="it",
+                        disable=verbose())
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self._bar.update(1)
+        if self._bar.disable:
+            return
+        postfix = {"epoch": f"{runner.epoch + 1}/{runner.max_epochs}"} if runner.max_epochs else {}
+        loss = (outputs or {}).get("loss")
+        if loss is not None:
+            postfix["loss"] = f"{float(loss.detach()):.3f}"
+        self._bar.set_postfix(postfix, refresh=False)
+
+    def after_val_epoch(self, runner, metrics=None):
+        if not metrics or verbose() or not is_main_process():
+            return  # verbose: mmengine's own line says it
+        at = f"epoch {runner.epoch}" if runner.max_epochs else f"iteration {runner.iter}"
+        line = f"  val ({at}): " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                              for k, v in metrics.items())
+        (self._bar.write if self._bar is not None else print)(line)
+
+    def after_train(self, runner):
+        self._bar.close()
+        self._bar = None
+
+    def before_test_epoch(self, runner):
+        self._bar = bar(total=len(runner.test_dataloader), desc="test", unit="batch", leave=False, disable=verbose())
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def after_test_epoch(self, runner, metrics=None):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def attach(runner, title="training"):
+    """Give ``runner`` the header and the progress bars, when a tool ``install``-ed the quiet
+    console (a library call keeps mmengine's plain logging)."""
+    if _state["installed"]:
+        runner.register_hook(ProgressHook(title))
+    return runner
