@@ -94,7 +94,7 @@ class AdversarialClassifier(BaseModel):
 
     def parse_losses(self, losses):
         loss, log_vars = super().parse_losses(losses)
-        check_finite(loss, what=f"the {self.method.name} training loss")
+        check_finite(loss, what=f"the {self.method.name} training loss", terms=losses)
         return loss, log_vars
 
     def train(self, mode=True):

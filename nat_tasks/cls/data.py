@@ -85,6 +85,19 @@ def check_not_trained_on(train, val):
                        "give both data sets the same val_size and seed")
 
 
+def check_labels(labels, num_classes, path):
+    """``labels`` as int64 if every one is a class index in [0, num_classes); else one line naming
+    ``path`` and the first bad index (found when the data set opens, not by the loss mid-epoch)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not (np.issubdtype(labels.dtype, np.integer) or labels.size == 0):
+        raise NatError(f"{path}: labels must be a list of integers, got {labels.dtype} {labels.shape}")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if len(bad):
+        raise NatError(f"{path}: label {labels[bad[0]]} at index {bad[0]} is outside the {num_classes} classes "
+                       f"[0, {num_classes - 1}] ({len(bad)} such labels): wrong file or wrong data set type")
+    return labels.astype(np.int64)
+
+
 class InMemoryImages(Dataset):
     """uint8 images (N, H, W, C) and int labels held in memory; converted to [0, 1] per item.
 
@@ -175,7 +188,7 @@ class _CIFAR(InMemoryImages):
                 raise NatError(f"{path} is not a CIFAR batch (a pickled dict with 'data' N x 3072 uint8 "
                                f"and '{self.label_key}'): {self.layout}")
             images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(batch[self.label_key])
+            labels.extend(check_labels(batch[self.label_key], self.num_classes, path))
         index, self.held_out = carve(labels, self.split, val_size, seed, type(self).__name__)
         # NHWC, contiguous: one cheap permute per item.
         images = np.ascontiguousarray(np.concatenate(images)[index].transpose(0, 2, 3, 1))
@@ -357,7 +370,12 @@ class ImageNet100(Dataset):
         return len(self.index)
 
     def __getitem__(self, index):
-        image, label = self.folder[self.index[index]]
+        try:
+            image, label = self.folder[self.index[index]]
+        except (OSError, SyntaxError, ValueError) as err:  # PIL: truncated, not an image, bad header
+            path = self.folder.samples[self.index[index]][0]
+            raise NatError(f"cannot read image {path} ({type(err).__name__}: {err}): "
+                           "replace or delete it") from None
         return dict(inputs=image, labels=label, index=index)
 
 

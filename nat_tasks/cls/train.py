@@ -10,7 +10,7 @@ checkpoint backend.
 import contextlib
 import os
 
-from mmengine.runner import Runner
+from mmengine.registry import RUNNERS
 
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import load_config
@@ -44,9 +44,9 @@ def _registry_errors():
 
 
 def build_runner(cfg):
-    """mmengine's ``Runner`` of ``cfg``."""
+    """mmengine's ``Runner`` of ``cfg`` (of its ``runner_type``, if set)."""
     with _registry_errors():
-        return Runner.from_cfg(cfg)
+        return RUNNERS.build(cfg)
 
 
 def train(cfg):

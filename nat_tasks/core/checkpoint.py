@@ -14,6 +14,9 @@ import torch
 from .errors import NatError
 
 
+TMP_PREFIX = ".tmp_"  # a write in progress; one left by a killed process is removed on the next start
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
@@ -26,7 +29,7 @@ def _atomic_write(path, mode, write):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX, suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -34,10 +37,28 @@ def _atomic_write(path, mode, write):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
         os.replace(tmp, path)
+        _fsync_folder(folder)  # the rename itself survives a power cut
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _fsync_folder(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_temporaries(folder):
+    """Remove the temporary files of writes that a killed process left in ``folder``; returns their
+    names. Call it where no other process writes into ``folder``."""
+    names = sorted(n for n in os.listdir(folder) if n.startswith(TMP_PREFIX)) if os.path.isdir(folder) else []
+    for name in names:
+        os.unlink(os.path.join(folder, name))
+    return names
 
 
 def atomic_save(obj, path):

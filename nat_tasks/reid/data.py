@@ -6,6 +6,7 @@ budgets are in pixel units. The generated Market-1501 tree is registered as the 
 """
 import os
 import os.path as osp
+import re
 import shutil
 import tempfile
 
@@ -89,9 +90,28 @@ def check_dataset(root, name):
         if missing:
             raise NatError(f"Market-1501 not found under {root}: no images in {', '.join(missing)} "
                            f"(expected {MARKET_TREE}; nothing is downloaded)")
+        for split in SPLITS:
+            check_market_names(osp.join(base, split))
     elif not osp.isdir(folder):
         raise NatError(f"{name} not found: expected torchreid's layout for it under {folder} "
                        "(nothing is downloaded)")
+
+
+# torchreid's Market1501 parser: identity (-1: junk) and camera 1..6 from names like 0002_c1s1_000451_03.jpg
+MARKET_NAME = re.compile(r"(-?\d+)_c(\d)")
+
+
+def check_market_names(folder):
+    """Every ``.jpg`` of a Market-1501 split has a name torchreid can parse; else one line naming
+    the first that does not (torchreid itself fails on it with an AttributeError naming no file)."""
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".jpg"):
+            continue
+        match = MARKET_NAME.match(name)
+        if match is None or not (-1 <= int(match.group(1)) <= 1501 and 1 <= int(match.group(2)) <= 6):
+            raise NatError(f"Market-1501 image {osp.join(folder, name)}: the name does not parse as "
+                           "<identity 0000-1501 or -1>_c<camera 1-6>s<sequence>_<frame>_<box>.jpg "
+                           "(e.g. 0002_c1s1_000451_03.jpg): rename or remove it")
 
 
 def build_datamanager(cfg, use_gpu=False):

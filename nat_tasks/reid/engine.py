@@ -26,16 +26,17 @@ through DDP, attacks and evaluation use the network itself (``net``). The triple
 attack's guides see the global batch; rank 0 alone evaluates and writes checkpoints and logs.
 """
 import os.path as osp
-import random
+import sys
 
-import numpy as np
 import torch
-from mmengine.dist import all_gather_object, get_dist_info, is_main_process
+from mmengine.dist import get_dist_info, is_main_process
 from torchreid.reid import metrics
 from torchreid.reid.engine import ImageTripletEngine
 
 from nat_tasks.core.checkpoint import atomic_save
 from nat_tasks.core.errors import NatError, check_finite
+from nat_tasks.runtime.preemption import (Preempted, Replayed, StopRequest, capture_rng, gather_per_process,
+                                          own_share, restore_rng, stopped_line)
 
 from .distributed import NoWriter, gather_batch
 from .ranking import clean_ranking
@@ -54,7 +55,9 @@ class AdversarialTripletEngine(ImageTripletEngine):
     - ``meta``: written into every checkpoint (model name, identities, method, data).
     Checkpoints (ours, atomic, rank 0): ``latest.pth`` after every epoch (resumable: model,
     optimizer, scheduler, every process's RNG states) and ``epoch_N.pth`` whenever torchreid saves
-    a model.
+    a model. SIGTERM / SIGINT (``runtime.preemption``, agreed across processes) end the run after
+    the current iteration with ``latest.pth`` of that point (its position in the epoch and the
+    epoch's starting random streams too, so ``resume`` replays the epoch's batches exactly).
     """
 
     def __init__(self, datamanager, model, optimizer, *, device, scheduler=None, margin=0.3,
@@ -73,6 +76,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
         self.amp_dtype = amp_dtype  # None: float32
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
         self.meta["processes"] = get_dist_info()[1]
+        self.stop, self.position, self.epoch_start_rng, self.resume_state = None, 0, None, None
         if not is_main_process():
             self.writer = NoWriter()
 
@@ -96,6 +100,8 @@ class AdversarialTripletEngine(ImageTripletEngine):
         self.scaler.scale(loss).backward()  # without float16: loss.backward(), optimizer.step()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.position += 1
+        self._stop_if_requested()
         return {name: float(value) for name, value in summary.items()}
 
     def loss_terms(self, imgs, pids):
@@ -135,13 +141,42 @@ class AdversarialTripletEngine(ImageTripletEngine):
         finally:
             net.train(was_training)
 
+    def run(self, *args, **kwargs):
+        with StopRequest() as self.stop:
+            super().run(*args, **kwargs)
+
     def train(self, *args, **kwargs):
+        self._stop_if_requested()  # a signal during the last evaluation: latest.pth is of this point
+        state, self.resume_state = self.resume_state, None
+        if state:
+            restore_rng(state["epoch_start"])  # the sampler draws the epoch's order again
+        self.epoch_start_rng, self.position = capture_rng(), 0
         sampler = self.train_loader.sampler
         if hasattr(sampler, "set_epoch"):  # distributed.IdentityBatchShards
             sampler.set_epoch(self.epoch)
-        super().train(*args, **kwargs)
+        loader = self.train_loader
+        if state:
+            self.position = state["position"]
+            self.train_loader = Replayed(loader, state["position"], state["now"])
+        try:
+            super().train(*args, **kwargs)
+        finally:
+            self.train_loader = loader
+        self.position = 0
         if self.save_dir:
             self._save(self.epoch + 1, osp.join(self.save_dir, LATEST))
+
+    def _stop_if_requested(self):
+        if self.stop is None or not self.stop.should_stop():
+            return
+        latest = osp.join(self.save_dir, LATEST)
+        where = f"after epoch {self.epoch}"
+        if self.position:  # mid-epoch: save this point (else latest.pth already is)
+            self._save(self.epoch, latest)
+            where = f"in epoch {self.epoch + 1} after iteration {self.position} of {len(self.train_loader)}"
+        if is_main_process():
+            print(stopped_line(self.stop.name, where, latest), file=sys.stderr, flush=True)
+        raise Preempted()
 
     def test(self, *args, **kwargs):
         """torchreid's clean test, on rank 0 only (the others go on to the next collective)."""
@@ -149,17 +184,12 @@ class AdversarialTripletEngine(ImageTripletEngine):
 
     def checkpoint(self, epochs_done):
         """What ``latest.pth`` holds; collective under a launcher (every process's RNG states)."""
-        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-               "python": random.getstate()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint = {"state_dict": self.net.state_dict(), "epoch": epochs_done,
-                      "optimizer": self.optimizer.state_dict(),
-                      "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                      "scaler": self.scaler.state_dict(), "rng": rng, "meta": self.meta}
-        if self.meta["processes"] > 1:
-            checkpoint["rng_per_process"] = all_gather_object(rng)
-        return checkpoint
+        streams = dict(now=capture_rng(), epoch_start=self.epoch_start_rng if self.position else None)
+        return {"state_dict": self.net.state_dict(), "epoch": epochs_done, "position": self.position,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "scaler": self.scaler.state_dict(), "rng_per_process": gather_per_process(streams),
+                "meta": self.meta}
 
     def _save(self, epochs_done, path):
         checkpoint = self.checkpoint(epochs_done)
@@ -167,9 +197,10 @@ class AdversarialTripletEngine(ImageTripletEngine):
             atomic_save(checkpoint, path)
 
     def resume(self, checkpoint):
-        """Continue from ``checkpoint()``: same weights, optimizer, schedule and random streams
-        (with as many processes as the run had: each takes its own streams back)."""
-        rank, processes = get_dist_info()
+        """Continue from ``checkpoint()``: same weights, optimizer, schedule, random streams and
+        position in the epoch (with as many processes as the run had: each takes its own streams
+        back)."""
+        processes = get_dist_info()[1]
         if checkpoint["meta"].get("processes", 1) != processes:
             raise NatError(f"this run was trained by {checkpoint['meta'].get('processes', 1)} "
                            f"process(es): resume it with as many (now {processes}), the global "
@@ -180,12 +211,11 @@ class AdversarialTripletEngine(ImageTripletEngine):
             self.scheduler.load_state_dict(checkpoint["scheduler"])
         if checkpoint.get("scaler"):  # float16's loss scale; empty otherwise
             self.scaler.load_state_dict(checkpoint["scaler"])
-        rng = checkpoint["rng_per_process"][rank] if processes > 1 else checkpoint["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        streams = own_share(checkpoint["rng_per_process"])
+        if checkpoint["position"]:  # stopped mid-epoch: ``train`` replays the epoch up to there
+            self.resume_state = dict(streams, position=checkpoint["position"])
+        else:
+            restore_rng(streams["now"])
         return checkpoint["epoch"]
 
     def save_model(self, epoch, rank1, save_dir, is_best=False):

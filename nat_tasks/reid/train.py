@@ -12,7 +12,9 @@ import os.path as osp
 
 import torch
 
-from nat_tasks.core.checkpoint import safe_load
+from mmengine.dist import is_main_process
+
+from nat_tasks.core.checkpoint import remove_temporaries, safe_load
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import resolve_device, seed_everything
 from nat_tasks.runtime.amp import amp_dtype
@@ -52,6 +54,8 @@ def _train(cfg):
     if method == "amd_nat":
         spec = nasty_spec(cfg, _counterpart(cfg) if needs_counterpart(cfg) else None)
 
+    if is_main_process():
+        remove_temporaries(work_dir)  # unfinished writes of a killed run
     seed_everything(cfg.seed)
     engine = build_engine(cfg, method, spec)
     start = 0
@@ -63,7 +67,8 @@ def _train(cfg):
                            f"{checkpoint['meta']['model']} on {checkpoint['meta']['dataset']}; "
                            "resume it with the same --model/--dataset/method options")
         start = engine.resume(checkpoint)
-        print(f"resuming {work_dir} after epoch {start}")
+        within = f" and {checkpoint['position']} iterations of the next" if checkpoint["position"] else ""
+        print(f"resuming {work_dir} after epoch {start}{within}")
     final = final_checkpoint(cfg)
     if start >= epochs:
         print(f"{work_dir} already finished {start} epochs")

@@ -22,6 +22,10 @@ from nat_tasks.core.errors import NatError
 
 from . import console
 from .device import select_runner_device
+from .faults import training_faults
+from .health import add_health_hook
+from .preemption import Preempted
+from .resumable import make_resumable
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")  # mmengine's
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -29,14 +33,23 @@ TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"
 
 def train_runner(cfg, build_runner):
     """Build an mmengine runner with ``build_runner(cfg)`` and train it, in one process or under
-    ``cfg.launcher``; returns the run's work dir (checkpoints and logs)."""
-    with distributed(cfg):
+    ``cfg.launcher``; returns the run's work dir (checkpoints and logs). The run is preemption-safe
+    (``resumable``): a signal ends it with a resumable checkpoint and ``Preempted``."""
+    make_resumable(cfg)
+    stopped = None
+    with distributed(cfg), training_faults(cfg.work_dir):  # a full disk, a dead peer: one line
         runner = build_runner(cfg)
+        add_health_hook(runner)
         console.attach(runner)  # the header and the progress bars, in a tool
-        runner.train()
+        try:
+            runner.train()
+        except Preempted as err:  # every process stopped at the same step: leave together
+            stopped = err
         work_dir = runner.work_dir
         del runner  # with it DDP and its hold on the process group (see the module docstring)
         gc.collect()
+    if stopped is not None:
+        raise stopped
     return work_dir
 
 
