@@ -32,33 +32,43 @@ def _missing(reason):
 
 def open_page(url: str, timeout: float = 60) -> PageResult:
     """Load ``url`` in headless chromium, wait until the network is idle, and report the page."""
+    return open_pages([url], timeout)[0]
+
+
+def open_pages(urls, timeout: float = 60):
+    """``open_page`` for several URLs in one browser (starting chromium is the slow part)."""
     if not os.path.exists(CHROMIUM):
         _missing(f"{CHROMIUM} not found (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("the playwright package is not installed (pip install -r requirements-docs.txt)")
-    errors = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            page = browser.new_page()
-
-            def on_console(message):
-                # the browser asks every site for /favicon.ico on its own; its 404 is no page error
-                if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
-                    errors.append(message.text)
-
-            page.on("console", on_console)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url, wait_until="networkidle", timeout=timeout * 1000)
-            broken = page.evaluate(
-                "() => Array.from(document.images)"
-                ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
-            return PageResult(title=page.title(), console_errors=errors, broken_images=broken,
-                              text=page.evaluate("() => document.body.innerText"))
+            return [_visit(browser, url, timeout) for url in urls]
         finally:
             browser.close()
+
+
+def _visit(browser, url, timeout):
+    page = browser.new_page()
+    errors = []
+
+    def on_console(message):
+        # the browser asks every site for /favicon.ico on its own; its 404 is no page error
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url, wait_until="networkidle", timeout=timeout * 1000)
+    broken = page.evaluate("() => Array.from(document.images)"
+                           ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+    result = PageResult(title=page.title(), console_errors=errors, broken_images=broken,
+                        text=page.evaluate("() => document.body.innerText"))
+    page.close()
+    return result
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
