@@ -4,7 +4,8 @@
 - ``data`` / ``synthetic``: torchreid's data manager on [0, 1] images, layout checks, the generated
   Market tree (``synthetic_market1501``).
 - ``model``: torchreid models that normalise inside; our and torchreid's checkpoints.
-- ``attacks``: the metric attacks FNA, SMA, IFGSM/AMA, a registry of classes on the core engine.
+- ``attacks``: the metric attacks FNA, SMA, IFGSM/AMA and the NAT-adaptive attack on each, a
+  registry of classes on the core engine.
 - ``adversary``: NAT's frozen adversary from ``model.nasty`` (core vocabulary), its vanilla
   counterpart.
 - ``engine.AdversarialTripletEngine``: torchreid's triplet engine with AMD and the nasty term.
@@ -12,7 +13,8 @@
   ``evaluation``: the run of ``tools/test_reid.py``;
   ``demo``: the embedded flow; ``cli``: both tools' command lines.
 - ``ranking``: Market-1501 CMC / mAP with faiss; ``robustness``: clean / attacked scores with
-  intervals, paired differences, the Table 12 report; ``checklist``: gradient-masking checks.
+  intervals, paired differences, the Table 12 report; ``worst_case``: the worst case per query;
+  ``checklist``: gradient-masking checks.
 """
 from nat_tasks import runtime  # noqa: F401  (checkpoints load weights-only, with the allow-list)
 

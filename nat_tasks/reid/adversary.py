@@ -5,14 +5,17 @@ precision=None)`` or a list of them (an ensemble). Our checkpoints record their 
 ``model`` only names the architecture of a torchreid-format file. ``checkpoint=None`` means the
 vanilla counterpart of the run: the same config without the training attack and the nasty term,
 in ``<work_dir>/adversary_vanilla`` (``counterpart_config``; ``train.train`` trains or reuses it).
+``recorded_defence``: what the adaptive attack knows of a trained AMD&NAT model, from the nasty
+section its checkpoint records.
 """
 import copy
 import os.path as osp
 from functools import partial
 
 from nat_tasks.core.adversary import build_adversary
-from nat_tasks.core.nasty_config import parse_nasty
+from nat_tasks.core.nasty_config import LOSS_KEYS, parse_nasty
 
+from .attacks import Defence
 from .engine import LATEST
 from .model import IdLogits, load_checkpoint_model
 
@@ -57,3 +60,18 @@ def train_command(member):
 def build_nat_adversary(spec, num_classes):
     """The ``FrozenAdversary`` of ``spec`` for a target with ``num_classes`` identities."""
     return build_adversary(spec, partial(build_member, num_classes=num_classes), train_command)
+
+
+def recorded_defence(net, meta):
+    """The ``Defence`` of a model from its checkpoint's ``meta`` (the nasty settings and adversary
+    of the config it was trained with), or ``None`` for a model trained without the nasty term."""
+    recorded = meta.get("nasty")
+    if not recorded:
+        return None
+    section = {key: recorded[key] for key in LOSS_KEYS}
+    section["adversary"] = [dict(member, precision=recorded.get("precision"))
+                            for member in recorded["adversary"]]
+    spec = parse_nasty(section, member_keys=("model",), where="the checkpoint's nasty settings")
+    adversary = build_nat_adversary(spec, net.num_classes).to(next(net.parameters()).device)
+    return Defence(net.backbone.classifier, adversary,
+                   spec.loss(reduction="none", through_adversary=True))

@@ -22,11 +22,18 @@ gradient is zero and ``sign(0) = 0``, so IFGSM leaves it unperturbed (the refere
 FNA moves it by its pull, and the push away from ``f(x)`` acts from the second step on. Guides are
 the query set at evaluation and the identity-sampled batch in AMD training.
 
+``nat-adaptive-<base>`` is the adaptive attack of eq. 14 against AMD&NAT: the base attack's
+objective plus NAT's nasty term on the ID logits, ``-w tau^2 KL(softmax(z_t/tau) || softmax(z_a/tau))``
+with ``z_t`` the classifier's logits of ``f(x')`` and ``z_a`` the frozen adversary's of ``x'``, the
+gradient through both models (the attacker knows the defence). It runs on a model's ``Defence``
+(``against``); a model without a nasty term has ``w = 0``, so there it is its base attack.
+
 Each attack is a class in ``REGISTRY`` (core ``AttackRegistry``): the tools take their choices,
 help and table columns from it, so a new attack is one class here.
 """
+import copy
 from fractions import Fraction
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 
@@ -44,6 +51,15 @@ class MetricTarget(NamedTuple):
     pull: Optional[torch.Tensor] = None
 
 
+class Defence(NamedTuple):
+    """What the adaptive attacker knows of an AMD&NAT model: its ID ``classifier`` (features ->
+    logits), the frozen ``adversary`` (a ``FrozenAdversary``) and ``nasty``, the model's
+    ``NastyLoss`` with ``reduction='none', through_adversary=True``."""
+    classifier: Any
+    adversary: Any
+    nasty: Any
+
+
 class MetricAttack(Attack):
     """Linf PGD in [0, 1] pixels on a metric objective, e.g. FNA at 8/255 with 16 steps of 1/255.
 
@@ -53,6 +69,8 @@ class MetricAttack(Attack):
     """
     kind = None  # the results' key
     random_start = False
+    adaptive = False
+    surrogate = None  # the model a transfer attack crafts on (``Transfer``); None: white-box
 
     def __init__(self, *, eps, alpha, steps):
         if not (0 <= eps <= 1 and 0 < alpha <= 1 and steps >= 1):
@@ -64,8 +82,20 @@ class MetricAttack(Attack):
         """The ``MetricTarget`` of images with clean ``features`` / ``pids`` among the guides."""
         raise NotImplementedError
 
+    @classmethod
+    def canonical(cls, **settings):
+        """The kind a name with these settings builds (``ama`` -> ``ifgsm``)."""
+        return cls.kind
+
+    def against(self, defence):
+        """The attack to run on a model with this ``Defence`` (``None``: no nasty term)."""
+        return self
+
+    def objective(self, embed, target):
+        return metric_objective(embed, target)
+
     def __call__(self, embed, x, target):
-        return projected_gradient_ascent(metric_objective(embed, target), x, eps=self.eps,
+        return projected_gradient_ascent(self.objective(embed, target), x, eps=self.eps,
                                          alpha=self.alpha, steps=self.steps, norm="Linf",
                                          random_start=self.random_start, bounds=(0.0, 1.0))
 
@@ -99,9 +129,20 @@ def build_attack(kind, *, eps, alpha, steps):
     return REGISTRY.build(kind, eps=eps, alpha=alpha, steps=steps)
 
 
+def canonical_kind(name):
+    """The kind an attack name builds: ``ama`` -> ``ifgsm``, ``nat-adaptive`` -> ``nat-adaptive-fna``."""
+    cls, settings = REGISTRY.match(name)
+    return cls.canonical(**settings)
+
+
+def metric_kinds():
+    """The metric attacks, in registration order."""
+    return [cls.kind for cls in REGISTRY.kinds() if not cls.adaptive]
+
+
 def attack_kinds():
-    """Every registered kind, in registration order (``--attack all``)."""
-    return [cls.kind for cls in REGISTRY.kinds()]
+    """Every kind (``--attack all``): the metric attacks, then the adaptive attack on each."""
+    return metric_kinds() + [NatAdaptive.canonical(base=kind) for kind in metric_kinds()]
 
 
 @REGISTRY.register("fna")
@@ -132,6 +173,61 @@ class IFGSM(MetricAttack):
 
     def target(self, features, pids, guide_features, guide_pids, self_index=None):
         return MetricTarget(*push_centres(features, pids, guide_features, guide_pids, self_index))
+
+
+@REGISTRY.register(r"nat-adaptive(?:-(?P<base>fna|sma|ifgsm|ama))?",
+                   "nat-adaptive[-<fna|sma|ifgsm>] (default fna)")
+class NatAdaptive(MetricAttack):
+    """Eq. 14 for re-ID: the ``base`` attack's objective plus the nasty term through the target's
+    ID classifier and the frozen adversary; the base's targets and random start."""
+    adaptive = True
+
+    def __init__(self, base="fna", *, eps, alpha, steps):
+        self.base = build_attack(base, eps=eps, alpha=alpha, steps=steps)
+        super().__init__(eps=eps, alpha=alpha, steps=steps)
+        self.kind, self.column = f"nat-adaptive-{self.base.kind}", f"NAT-adaptive {self.base.column}"
+        self.random_start = self.base.random_start
+        self.defence = None
+
+    @classmethod
+    def canonical(cls, base="fna"):
+        return f"nat-adaptive-{canonical_kind(base)}"
+
+    def target(self, *args, **kwargs):
+        return self.base.target(*args, **kwargs)
+
+    def against(self, defence):
+        if defence is None:
+            return self.base  # w = 0: the adaptive objective is the base's
+        bound = copy.copy(self)
+        bound.defence = defence
+        return bound
+
+    def objective(self, embed, target):
+        if self.defence is None:
+            raise NatError(f"{self.kind} runs against a model's defence: attack.against(defence)")
+        classifier, adversary, nasty = self.defence
+
+        def objective(x_adv):
+            feats = embed(x_adv)
+            return (metric_loss(feats, target)
+                    + nasty(classifier(feats), adversary.differentiable(x_adv)))
+
+        return objective
+
+
+class Transfer(MetricAttack):
+    """Black-box transfer: ``base`` crafted white-box on ``surrogate`` (a ``ReidNet``, guided by
+    its clean query features ``guide_features``), counted on the evaluated model."""
+
+    def __init__(self, base, surrogate, guide_features, source):
+        super().__init__(eps=base.eps, alpha=base.alpha, steps=base.steps)
+        self.base, self.surrogate, self.guide_features = base, surrogate, guide_features
+        self.kind, self.column = f"transfer-{base.kind}", f"{base.column} from {source}"
+        self.random_start = base.random_start
+
+    def target(self, *args, **kwargs):
+        return self.base.target(*args, **kwargs)
 
 
 def identity_centres(features, pids):
@@ -172,11 +268,12 @@ def furthest_identity_centres(features, pids, guide_features, guide_pids):
 def metric_objective(embed, target):
     """Per-sample objective of ``target`` as a function of ``x'``."""
 
-    def objective(x_adv):
-        feats = embed(x_adv)
-        loss = target.push_weight * (feats - target.push).pow(2).sum(1)
-        if target.pull is not None:
-            loss = loss - (feats - target.pull).pow(2).sum(1)
-        return loss
+    return lambda x_adv: metric_loss(embed(x_adv), target)
 
-    return objective
+
+def metric_loss(feats, target):
+    """Per-sample objective of ``target`` at the features ``feats``."""
+    loss = target.push_weight * (feats - target.push).pow(2).sum(1)
+    if target.pull is not None:
+        loss = loss - (feats - target.pull).pow(2).sum(1)
+    return loss

@@ -18,7 +18,7 @@ from nat_tasks.runtime.amp import AMP_DTYPES
 from nat_tasks.runtime.distributed import LAUNCHERS
 from nat_tasks.runtime.tool import add_verbose
 
-from .attacks import REGISTRY, attack_kinds
+from .attacks import REGISTRY, attack_kinds, canonical_kind, metric_kinds
 from .config import config_file, method_of, reid_config
 from .data import SYNTHETIC
 from .demo import demo
@@ -44,6 +44,7 @@ SHORTCUTS = {
     "amp": ("train.amp",), "amp_dtype": ("train.amp_dtype",),
     "attack": ("test.attacks",), "attack_eps": ("test.eps",), "attack_step": ("test.alpha",),
     "attack_steps": ("test.steps",), "checklist": ("test.checklist",),
+    "transfer_from": ("test.transfer_from",),
 }
 
 
@@ -83,13 +84,17 @@ def _add_data_options(p):
 
 def _add_evaluation_options(p):
     g = p.add_argument_group("evaluation")
-    _option(g, "--attack", f"metric attacks: all, none or any of {REGISTRY.syntax()}", nargs="+")
+    _option(g, "--attack", "metric attacks and the NAT-adaptive attack on each: all, none or any "
+            f"of {REGISTRY.syntax()}; every budget adds a worst-case column", nargs="+")
     _option(g, "--attack-eps", "one column per attack and eps", nargs="+", type=pixels)
     _option(g, "--attack-steps", type=int)
     _option(g, "--attack-step", type=pixels)
     _option(g, "--checklist", "gradient-masking checks per attack kind: mAP must not rise from "
             "clean over 0.5x, 1x, 2x, 4x the first --attack-eps, and an unbounded attack (eps 1) "
-            "must bring it to chance; a pass/fail table in the report", action="store_true")
+            "must bring it to chance, and 4x the steps must not raise it; a pass/fail table in "
+            "the report", action="store_true")
+    _option(g, "--transfer-from", "--checklist: also craft each attack on this checkpoint and "
+            "check that the transfer is not stronger than white-box", metavar="CKPT")
     g.add_argument("--out", help="report path without extension (default: <work-dir>/robustness, "
                    "else next to the first checkpoint)")
 
@@ -124,7 +129,7 @@ def train_parser():
             "(about half its cost on GPUs/CPUs with fast bf16/fp16)", choices=tuple(PRECISIONS))
     _option(g, "--nasty-weight", "default: NAT's (core.nasty)", type=float)
     _option(g, "--nasty-tau", "default: NAT's (core.nasty)", type=float)
-    _option(g, "--train-attack", f"AMD's inner attack: {REGISTRY.syntax()}")
+    _option(g, "--train-attack", f"AMD's inner attack: {', '.join(metric_kinds())} (or ama)")
     _option(g, "--train-eps", type=pixels)
     _option(g, "--train-step", type=pixels)
     _option(g, "--train-steps", type=int)
@@ -177,9 +182,9 @@ def shortcut_options(args):
             continue
         if dest == "attack":
             value = attack_kinds() if "all" in value else [
-                REGISTRY.match(name)[0].kind for name in value if name != "none"]
+                canonical_kind(name) for name in value if name != "none"]
         elif dest == "train_attack":
-            value = REGISTRY.match(value)[0].kind
+            value = canonical_kind(value)
         options.update(dict.fromkeys(keys, value))
     return options
 

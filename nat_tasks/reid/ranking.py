@@ -91,6 +91,15 @@ class Ranking:
     def rank1_hits(self):
         return (self.first_hit == 1).astype(np.float64)
 
+    @classmethod
+    def of_queries(cls, query_index, ap, first_hit, max_rank):
+        """The ranking of these per-query values; CMC as torchreid's: int rows -> float32, summed
+        over queries, divided by the count (a float)."""
+        ap, first_hit = np.asarray(ap), np.asarray(first_hit)
+        cmc_rows = (first_hit[:, None] <= np.arange(1, max_rank + 1)).astype(np.float32)
+        return cls(cmc_rows.sum(0) / float(len(ap)), float(np.mean(ap)), np.asarray(query_index),
+                   ap, first_hit)
+
 
 def rank(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
     """CMC and mAP of ``qf`` against ``gf`` (squared L2), Market-1501 protocol.
@@ -149,10 +158,7 @@ def query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
             first_hit.append(hit)
             ap.append(score)
 
-    # torchreid: int CMC rows -> float32, summed over queries, divided by the count (a float).
-    cmc_rows = (np.array(first_hit)[:, None] <= np.arange(1, max_rank + 1)).astype(np.float32)
-    cmc = cmc_rows.sum(0) / float(len(ap))
-    return Ranking(cmc, float(np.mean(ap)), np.array(valid), np.array(ap), np.array(first_hit))
+    return Ranking.of_queries(valid, ap, first_hit, max_rank)
 
 
 def chance_scores(q_pids, g_pids, q_camids, g_camids):

@@ -1,13 +1,19 @@
-"""mAP / Rank-1 of re-ID models, clean and under metric attacks on the query images, with the
-number of ranked queries and 95 % bootstrap intervals over them.
+"""mAP / Rank-1 of re-ID models, clean, under metric attacks on the query images and in the worst
+case per query, with the number of ranked queries and 95 % bootstrap intervals over them.
 
 Protocol (Table 12 of the paper): the model in eval mode; every query image is attacked (Linf,
 [0, 1] pixels) with guides from the query set (its identity's query images, padded as in the
 reference, see ``attacks``; FNA also pulls toward the mean query feature of the other identity
 furthest from it); the gallery stays clean; retrieval and metrics by ``ranking.query_ranking``
-(faiss, Market-1501 protocol). Intervals resample the per-query AP and Rank-1 hits; two models
-are compared by a paired bootstrap of their per-query differences on the same queries.
-``write_report`` writes Table 12 (Markdown) and every number (JSON) with ``runtime.write_results``.
+(faiss, Market-1501 protocol). Before an attack runs on query batch ``b``, torch is seeded with
+``runtime.seeding.batch_seed(seed, b)``, as classification does: a batch's numbers depend on the
+seed, its index and its images only, not on which attacks, models or batches ran before, so a
+batch attacked alone (a resumed run, another process) gives what one run gives. Every attacked
+batch is checked against the budget and the [0, 1] box before it is counted. The adaptive attack
+runs on each model's ``Defence`` (``attacks.NatAdaptive``); the worst case per query is
+``worst_case``. Intervals resample the per-query AP and Rank-1 hits; two models are compared by a
+paired bootstrap of their per-query differences on the same queries. ``write_report`` writes
+Table 12 (Markdown) and every number (JSON) with ``runtime.write_results``.
 """
 import numpy as np
 import torch
@@ -15,26 +21,42 @@ import torch
 from nat_tasks.core.sanity import checks_markdown
 from nat_tasks.core.stats import bootstrap_interval, format_interval
 from nat_tasks.runtime import markdown_table, write_results
+from nat_tasks.runtime.seeding import batch_seed
 
 from .ranking import extract_features, query_ranking
+from .worst_case import worst_ranking
 
 CLEAN = None  # the column key of clean scores among attacks
+TOLERANCE = 1e-5  # of the budget and box checks, in [0, 1] pixels
 
 
-def attacked_query_features(net, query_loader, attack, guide_feats, guide_pids, device):
-    """Features of every query image after ``attack`` (guides: the clean query features)."""
+def attacked_query_features(net, query_loader, attack, guide_feats, guide_pids, device, seed=0):
+    """Features of every query image after ``attack``, batch ``b`` seeded ``batch_seed(seed, b)``
+    (guides: the clean query features of the model the attack is crafted on)."""
     guide_feats, guide_pids = guide_feats.to(device), torch.as_tensor(guide_pids, device=device)
     feats, start = [], 0
-    for data in query_loader:
+    for b, data in enumerate(query_loader):
         x = data["img"].to(device)
         index = torch.arange(start, start + len(x), device=device)
         start += len(x)
-        target = attack.target(guide_feats[index], guide_pids[index], guide_feats, guide_pids,
-                               self_index=index)
-        x_adv = attack(net.embed, x, target)
-        with torch.no_grad():
-            feats.append(net.embed(x_adv).float().cpu())
+        feats.append(attack_batch(net, attack, x, index, guide_feats, guide_pids,
+                                  batch_seed(seed, b)))
     return torch.cat(feats)
+
+
+def attack_batch(net, attack, x, index, guide_feats, guide_pids, seed):
+    """``net``'s features (CPU) of the query batch ``x`` (positions ``index`` among the guides)
+    after ``attack``, drawn from ``torch.manual_seed(seed)``; a transfer attack crafts on its
+    surrogate."""
+    torch.manual_seed(seed)
+    target = attack.target(guide_feats[index], guide_pids[index], guide_feats, guide_pids,
+                           self_index=index)
+    x_adv = attack((attack.surrogate or net).embed, x, target)
+    if (x_adv - x).abs().max() > attack.eps + TOLERANCE or x_adv.min() < -TOLERANCE \
+            or x_adv.max() > 1 + TOLERANCE:
+        raise RuntimeError(f"{attack.describe()} left the threat model: refusing to rank it")
+    with torch.no_grad():
+        return net.embed(x_adv).float().cpu()
 
 
 def _with_interval(values):
@@ -57,10 +79,14 @@ def column(results, attack):
     return results["clean"] if attack is CLEAN else results[attack.kind][attack.budget]
 
 
-def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, log=print):
+def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, *, seed=0,
+                        defence=None, worst_cases=(), log=print):
     """``(results, rankings)``: ``results = {'clean': scores, '<kind>': {'<budget>': scores}}``
-    (JSON-ready: mAP, rank1, cmc, n, intervals); ``rankings[attack or CLEAN]`` the per-query
-    ``Ranking`` behind each score, for paired comparisons."""
+    (JSON-ready: mAP, rank1, cmc, n, intervals; the worst cases under ``'worst'``);
+    ``rankings[attack or CLEAN or worst case]`` the per-query ``Ranking`` behind each score, for
+    paired comparisons. ``defence``: the model's ``attacks.Defence`` for the adaptive attacks
+    (``None``: no nasty term, an adaptive attack is then its base); ``worst_cases``:
+    ``worst_case.WorstCase`` columns over attacks in ``attacks``."""
     net.eval()
     qf, q_pids, q_camids = extract_features(net.embed, query_loader, device)
     gf, g_pids, g_camids = extract_features(net.embed, gallery_loader, device)
@@ -68,11 +94,23 @@ def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, log=
     results = {"clean": _scores(rankings[CLEAN])}
     log(f"clean: {_cell(results['clean'])}  (n = {results['clean']['n']} queries)")
     for attack in attacks:
-        adv = attacked_query_features(net, query_loader, attack, qf, q_pids, device)
-        rankings[attack] = query_ranking(adv, gf, q_pids, g_pids, q_camids, g_camids)
-        scores = results.setdefault(attack.kind, {})[attack.budget] = _scores(rankings[attack])
-        log(f"{attack.describe()}: {_cell(scores)}")
+        runner = attack.against(defence)
+        if runner is not attack and runner in rankings:
+            rankings[attack] = rankings[runner]  # the same attack, seeded the same: no rerun
+        else:
+            guides = qf if attack.surrogate is None else attack.guide_features
+            adv = attacked_query_features(net, query_loader, runner, guides, q_pids, device, seed)
+            rankings[attack] = query_ranking(adv, gf, q_pids, g_pids, q_camids, g_camids)
+        _record(results, attack, rankings[attack], log)
+    for worst in worst_cases:
+        rankings[worst] = worst_ranking([rankings[CLEAN]] + [rankings[a] for a in worst.attacks])
+        _record(results, worst, rankings[worst], log)
     return results, rankings
+
+
+def _record(results, column, ranking, log):
+    scores = results.setdefault(column.kind, {})[column.budget] = _scores(ranking)
+    log(f"{column.describe()}: {_cell(scores)}")
 
 
 def paired_difference(before, after):
@@ -137,8 +175,11 @@ def write_report(rows, attacks, stem, settings, checks=None):
     n = rows[0][1]["clean"]["n"]
     table = ("mAP / Rank-1 (%) with 95 % bootstrap intervals over the n = "
              f"{n} ranked queries; metric attacks on the query images (Linf, [0, 1] pixels, step "
-             f"{settings['step']}). Difference rows: each model minus the one above it, paired "
-             "bootstrap over the same queries (points).\n\n"
+             f"{settings['step']}). Worst case: per query the lowest AP over clean and the "
+             "budget's attacks, a Rank-1 hit only if it hits under every one. NAT-adaptive: the "
+             "attack plus the nasty term through the model's adversary; on a model without a "
+             "nasty term it is the attack itself. Difference rows: each model minus the one "
+             "above it, paired bootstrap over the same queries (points).\n\n"
              + robustness_table(rows, attacks, differences))
     for (name, *_), row_checks in zip(rows, checks):
         if row_checks:

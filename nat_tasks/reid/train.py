@@ -106,6 +106,9 @@ def build_engine(cfg, method, spec=None):
     if method != "vanilla":
         settings = dict(cfg.model.train_attack)
         train_attack = REGISTRY.build(settings.pop("type"), **settings)
+        if train_attack.adaptive:
+            raise NatError(f"model.train_attack: AMD's inner attack is a metric attack, not "
+                           f"{train_attack.kind}")
     # After the target: building the adversary draws from torch's random stream too.
     adversary = build_nat_adversary(spec, num_classes).to(device) if spec else None
     meta = {"model": cfg.model.name, "num_classes": num_classes, "method": method,

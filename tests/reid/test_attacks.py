@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from nat_tasks.core.errors import NatError
-from nat_tasks.reid.attacks import (FNA, IFGSM, REGISTRY, SMA, attack_kinds, build_attack,
-                                    furthest_identity_centres, metric_objective, push_centres)
+from nat_tasks.reid.attacks import (FNA, IFGSM, REGISTRY, SMA, NatAdaptive, build_attack,
+                                    furthest_identity_centres, metric_kinds, metric_objective,
+                                    push_centres)
 from nat_tasks.reid.data import build_datamanager
 from nat_tasks.reid.model import load_checkpoint_model
 from nat_tasks.reid.ranking import extract_features
@@ -26,7 +27,8 @@ def attack_target(kind, *args, **kwargs):
 
 
 def test_the_registry_names_columns_and_budgets():
-    assert attack_kinds() == ["fna", "sma", "ifgsm"] and REGISTRY.kinds() == [FNA, SMA, IFGSM]
+    assert metric_kinds() == ["fna", "sma", "ifgsm"] and REGISTRY.kinds() == [FNA, SMA, IFGSM,
+                                                                               NatAdaptive]
     attack = build_attack("AMA", eps=8 / 255, alpha=1 / 255, steps=16)
     assert isinstance(attack, IFGSM) and attack.kind == "ifgsm" and attack.budget == "8/255-16"
     assert attack.describe() == "IFGSM 8/255-16" and attack == IFGSM(eps=8 / 255, alpha=1 / 255, steps=16)
@@ -125,7 +127,7 @@ def test_each_attack_stays_in_budget_and_lowers_map(trained):
     torch.manual_seed(0)  # SMA starts at a random point: the same one whatever ran before
     net, query, gallery = trained
     eps = 8 / 255
-    attacks = [build_attack(kind, eps=eps, alpha=2 / 255, steps=6) for kind in attack_kinds()]
+    attacks = [build_attack(kind, eps=eps, alpha=2 / 255, steps=6) for kind in metric_kinds()]
     x = next(iter(query))["img"]
     qf, q_pids, _ = extract_features(net.embed, query, "cpu")
     q_pids = torch.as_tensor(q_pids)

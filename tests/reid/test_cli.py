@@ -68,7 +68,11 @@ def test_unknown_names(market_root, tiny_args, train_reid, tmp_path, capsys):
     assert "unknown data set 'marketX'" in err and "market1501" in err
     err = one_line_error(capsys, train_reid, tiny_args(market_root, tmp_path / "w", "--train-attack",
                                                        "pgd"))
-    assert err == "error: unknown re-ID attack 'pgd'; expected one of: fna, sma, ifgsm (or ama)"
+    assert err == ("error: unknown re-ID attack 'pgd'; expected one of: fna, sma, ifgsm (or ama), "
+                   "nat-adaptive[-<fna|sma|ifgsm>] (default fna)")
+    err = one_line_error(capsys, train_reid, tiny_args(market_root, tmp_path / "w", "--train-attack",
+                                                       "nat-adaptive"))
+    assert err == "error: model.train_attack: AMD's inner attack is a metric attack, not nat-adaptive-fna"
 
 
 def test_command_line_error_has_no_traceback(tmp_path):
