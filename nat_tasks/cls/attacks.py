@@ -277,7 +277,7 @@ class SPGD(_Sparse):
 
     def describe(self):
         return (f"sPGD ({self.variant}), {self.steps} it, patience {EVAL_PATIENCE}, alpha=0.25, beta=0.25, "
-                f"CE/margin loss, early stop, {self.threat.describe()}")
+                f"CE loss, early stop, {self.threat.describe()}")
 
 
 @REGISTRY.register(r"spgd-proj(?P<steps>\d+)?", "spgd-proj[<n>]")
@@ -333,7 +333,7 @@ class SparseAutoAttack(_Sparse):
 
     def describe(self):
         return (f"sparse-AutoAttack: sPGD unprojected ({self.steps} it) -> sPGD projected ({self.steps} it), "
-                f"patience {EVAL_PATIENCE} -> {self.rs.label} ({self.queries} q, p_init={self.rs.p_init}, "
+                f"CE, patience {EVAL_PATIENCE} -> {self.rs.label} ({self.queries} q, p_init={self.rs.p_init}, "
                 f"{self.rs.loss.upper()}), each on the survivors, {self.threat.describe()}")
 
 

@@ -7,6 +7,8 @@ attack twice, and the method's code must stay one function with its attack. Ever
 ``with tape.recording():`` each call runs and its result is kept; inside ``with tape.replaying():``
 each call returns the next kept result instead (its clean input must be the recorded one, else the
 method did not repeat itself and the replay fails loudly). Outside both blocks nothing changes.
+``recording(after_each=fn)`` calls ``fn()`` after each recorded attack (AWP keeps the BatchNorm
+statistics a train-mode attack left on the proxy, so the model gets them as without AWP).
 
 Attacks that do not use the engine (the l0 attacks of ``core/sparse``) are not taped: they run
 again when replaying.
@@ -24,10 +26,11 @@ class AttackTape:
     def __init__(self):
         self._records = []  # (clean input, adversarial result) per engine call, in call order
         self._replaying = None
+        self._after_each = None
 
     @contextlib.contextmanager
-    def recording(self):
-        self._records, self._replaying = [], None
+    def recording(self, after_each=None):
+        self._records, self._replaying, self._after_each = [], None, after_each
         with self._active():
             yield self
 
@@ -56,6 +59,8 @@ class AttackTape:
         if self._replaying is None:
             x_adv = attack()
             self._records.append((x, x_adv))
+            if self._after_each is not None:
+                self._after_each()
             return x_adv
         recorded = next(self._replaying, None)
         if recorded is None or recorded[0].shape != x.shape or not torch.equal(recorded[0], x):

@@ -7,7 +7,7 @@ eq. 14) are thin wrappers; detection and re-ID attacks pass their own loss.
 
 Gradients are taken with ``torch.autograd.grad`` on the input only, so the model's ``.grad``
 fields are untouched and the attack can run inside a training step. The model's train/eval mode is
-the caller's choice.
+the caller's choice (``crafting_mode``).
 """
 import contextlib
 
@@ -19,17 +19,30 @@ from .errors import NatError
 from .nasty import NastyLoss
 
 NORMS = ("Linf", "L2")
+# Where an attack starts: 'uniform' in the ball (and the box), 'normal' = x + 0.001 N(0, 1) (TRADES'
+# reference, in [0, 1] units; scaled to the box's width), 'none' = x itself.
+STARTS = ("uniform", "normal", "none")
+NORMAL_START_STD = 1e-3
+# The mode a training method crafts in: 'train' (BatchNorm normalises with the adversarial batch's
+# statistics and updates its running ones, as robust_overfitting) or 'eval' (as TRADES' code).
+ATTACK_MODES = ("train", "eval")
 
 
 @contextlib.contextmanager
 def eval_mode(model):
-    """Run a block with ``model`` in eval mode, then restore its previous mode.
+    """Run a block with ``model`` in eval mode, then restore its previous mode: the attack sees the
+    network evaluation sees; its forwards neither update BatchNorm statistics nor draw dropout masks."""
+    with crafting_mode(model, "eval"):
+        yield model
 
-    Training-time attacks craft in eval mode: the attack sees the network evaluation sees, and its
-    forward passes neither update BatchNorm statistics nor draw dropout masks.
-    """
+
+@contextlib.contextmanager
+def crafting_mode(model, mode):
+    """Run a block with ``model`` in ``mode`` (``'train'`` or ``'eval'``), then restore its mode."""
+    if mode not in ATTACK_MODES:
+        raise NatError(f"attack_mode={mode!r}; expected one of {', '.join(ATTACK_MODES)}")
     was_training = model.training
-    model.eval()
+    model.train(mode == "train")
     try:
         yield model
     finally:
@@ -38,6 +51,26 @@ def eval_mode(model):
 
 def _per_sample_norm(t):
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def _start_name(random_start):
+    """``random_start``: a name of ``STARTS``, True ('uniform') / False ('none'), or a callable."""
+    if isinstance(random_start, bool):
+        return "uniform" if random_start else "none"
+    if not callable(random_start) and random_start not in STARTS:
+        raise NatError(f"attack start {random_start!r}; expected one of {', '.join(STARTS)}, True / False "
+                       "or a callable x -> delta")
+    return random_start
+
+
+def _start(x, eps, norm, start, bounds, mask):
+    if start == "normal":  # not clamped to the box: the reference takes its first gradient there
+        return _confine(x + NORMAL_START_STD * (bounds[1] - bounds[0]) * torch.randn_like(x), x, mask)
+    if start == "none":
+        x_adv = x
+    else:
+        x_adv = x + (start(x) if callable(start) else _random_start(x, eps, norm))
+    return _confine(torch.clamp(x_adv, *bounds), x, mask)
 
 
 def _random_start(x, eps, norm):
@@ -82,6 +115,9 @@ def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", ran
     """Maximise ``loss_fn(x_adv)`` (a per-sample loss of shape (B,)) within ``||x_adv - x|| <= eps``.
 
     - ``norm``: ``'Linf'`` or ``'L2'``: the ball projected onto.
+    - ``random_start``: where each run starts: one of ``STARTS`` (True: ``'uniform'``, in the ball
+      from torch's global stream; False: ``'none'``), or a callable ``x -> delta`` drawing each
+      restart's start (e.g. from per-example generators; clamped to the box as ``'uniform'``).
     - ``step_rule``: ``'sign'`` (default for Linf), ``'l2'`` (``g / ||g||_2``, default for L2) or
       ``'max_normalized'`` (``g / ||g||_inf``, the step of DAG).
     - ``restarts``: independent runs; per sample the best is kept: a success (``is_success``
@@ -98,11 +134,11 @@ def projected_gradient_ascent(loss_fn, x, *, eps, alpha, steps, norm="Linf", ran
         raise NatError(f"unknown step rule {step_rule!r}; expected one of {STEP_RULES}")
     if early_stop and is_success is None:
         raise ValueError("early_stop needs is_success")
+    start = _start_name(random_start)
     x = x.detach()
     best, best_score = x.clone(), None
     for _ in range(max(1, restarts)):
-        x_adv = x + _random_start(x, eps, norm) if random_start else x.clone()
-        x_adv = _confine(torch.clamp(x_adv, *bounds), x, mask).detach()
+        x_adv = _start(x, eps, norm, start, bounds, mask).detach()
         active = None
         for _ in range(steps):
             x_adv.requires_grad_(True)

@@ -121,7 +121,7 @@ from nat_tasks.cls import attacks as cls_attacks  # noqa: E402
 from nat_tasks.cls.attacks import SparseThreat, check_threat  # noqa: E402
 
 L0 = SparseThreat(k=20)
-SPARSE = "patience 3, alpha=0.25, beta=0.25, CE/margin loss, early stop, L0 k=20 pixels"
+SPARSE = "patience 3, alpha=0.25, beta=0.25, CE loss, early stop, L0 k=20 pixels"
 
 
 @pytest.mark.parametrize("name,description,column", [

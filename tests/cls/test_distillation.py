@@ -123,13 +123,14 @@ def test_iad_outside_a_run_is_one_line():
         method("iad", adversary(), epoch=None)(target(), X, Y)
 
 
-@pytest.mark.parametrize("name", ["rslad", "ard", "iad"])
-def test_attacks_are_crafted_in_eval_mode_and_the_teacher_gets_no_gradient(name):
+@pytest.mark.parametrize("name,attack_mode", [("rslad", False), ("ard", True), ("iad", True)])
+def test_attacks_are_crafted_in_their_reference_mode_and_the_teacher_gets_no_gradient(name, attack_mode):
+    """RSLAD's code crafts in eval mode, ARD's and IAD's in train mode (BatchNorm statistics move)."""
     model, teacher = ModeRecorder().train(), adversary()
     terms = method(name, teacher, **SETTINGS[name])(model, X, Y)
     assert model.training
-    assert model.modes.count(True) == 2  # the adversarial and the clean forward of the loss
-    assert int(model.bn.num_batches_tracked) == 2 and model.modes.count(False) >= 3
+    assert model.modes.count(attack_mode) == 3 + 2 * attack_mode  # 3 steps (+ the 2 loss forwards)
+    assert model.modes.count(True) == int(model.bn.num_batches_tracked) == 2 + 3 * attack_mode
     sum(v for k, v in terms.items() if "loss" in k).backward()
     assert all(p.grad is not None for p in model.parameters())
     assert all(p.grad is None and not p.requires_grad for m in teacher.models for p in m.parameters())

@@ -113,7 +113,7 @@ def test_l0_evaluation_writes_the_same_report_with_iteration_and_query_counts(ch
     table = (out / "eval_epoch_1.md").read_text()
     assert "| spgd5 |" in table and "sPGD (unprojected), 5 it, patience 3" in table and "95 % CI" in table
     assert "Sparse-RS, 20 q, p_init=0.8, CE loss, L0 k=5 pixels" in table
-    assert "sPGD unprojected (5 it) -> sPGD projected (5 it), patience 3 -> Sparse-RS (20 q" in proc.stdout
+    assert "sPGD unprojected (5 it) -> sPGD projected (5 it), CE, patience 3 -> Sparse-RS (20 q" in proc.stdout
     assert "L0 k=5 pixels, seed 0" in proc.stdout
 
 

@@ -142,16 +142,20 @@ class ModeRecorder(nn.Module):
         return self.bn(self.net(x))
 
 
-@pytest.mark.parametrize("name,train_forwards", [("vanilla", 1), ("pgd_at", 1), ("trades", 2), ("nat", 1)])
-def test_attacks_are_crafted_in_eval_mode_and_mode_is_restored(name, train_forwards):
+@pytest.mark.parametrize("name,switch,train_forwards,eval_forwards", [
+    ("vanilla", {}, 1, 0),
+    ("pgd_at", {}, 3 + 1, 0), ("nat", {}, 3 + 1, 0),  # robust_overfitting: the attack in train mode
+    ("pgd_at", dict(attack_mode="eval"), 1, 3), ("nat", dict(attack_mode="eval"), 1, 3),
+    ("trades", {}, 2, 1 + 3),  # TRADES' code: eval mode (the clean prediction + 3 steps)
+    ("trades", dict(attack_mode="train"), 2 + 1 + 3, 0)])
+def test_the_attack_runs_in_its_mode_updates_bn_only_in_train_mode_and_mode_is_restored(
+        name, switch, train_forwards, eval_forwards):
     model = ModeRecorder().train()
-    cfg = dict(type=name) if name == "vanilla" else dict(type=name, eps=0.1, alpha=0.05, steps=3)
+    cfg = dict(type=name) if name == "vanilla" else dict(type=name, eps=0.1, alpha=0.05, steps=3, **switch)
     build_method(cfg, **nasty())(model, X, Y)
     assert model.training
-    assert model.modes.count(True) == train_forwards  # only the loss forwards run in train mode
-    assert int(model.bn.num_batches_tracked) == train_forwards  # the attack never touched BN stats
-    if name != "vanilla":
-        assert model.modes.count(False) >= 3
+    assert model.modes.count(True) == train_forwards and model.modes.count(False) == eval_forwards
+    assert int(model.bn.num_batches_tracked) == train_forwards  # every train-mode forward moved BN stats
 
 
 def test_adversary_gets_no_gradient():

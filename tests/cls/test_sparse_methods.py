@@ -131,7 +131,7 @@ def test_sat_trades_is_soft_label_ce_plus_beta_kl_on_the_trades_attack():
     torch.manual_seed(9)
     p_clean = log_softmax(MODEL(X)).exp().detach()
     x_adv = projected_gradient_ascent(lambda xa: (p_clean * (p_clean.log() - log_softmax(MODEL(xa)))).sum(dim=1),
-                                      X, eps=0.1, alpha=0.05, steps=2, random_start=True)
+                                      X, eps=0.1, alpha=0.05, steps=2, random_start="normal")  # TRADES' start
     assert terms["loss_sat_ce"].item() == pytest.approx(sat_formula(MODEL(X), True)[1].item(), abs=1e-6)
     assert terms["loss_trades_kl"].item() == pytest.approx(6.0 * kl(MODEL(X), MODEL(x_adv)).mean().item(), abs=1e-6)
 

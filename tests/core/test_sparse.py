@@ -261,3 +261,24 @@ def test_bad_budgets_are_one_line(k, message):
     assert check_k(16, x) == 16
     with pytest.raises(NatError, match="k < H\\*W"):
         sparse_rs(RGBNet(), x, y, k=16, queries=2)
+
+
+def test_the_default_loss_is_the_reference_codes_current_cross_entropy(toy_model, test_batch):
+    """CityU-MLO/sPGD's current autoattack/spgd.py (f15d2a5, the sAA behind its numbers) ascends the
+    plain CE; the margin-below-0.5 loss of its first commit is ``loss='adaptive'`` and differs."""
+    x, y = test_batch[0][:32], test_batch[1][:32]
+
+    def plain_ce(logits, labels):
+        return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+
+    def run(attack, **loss):
+        torch.manual_seed(0)
+        return attack(**loss)
+
+    # no early stop: each example returns its highest-loss iterate, which depends on the loss
+    spgd_run = lambda **loss: spgd(toy_model, x, y, k=4, steps=20, early_stop=False, **loss)  # noqa: E731
+    default = run(spgd_run)
+    assert torch.equal(default, run(spgd_run, loss=plain_ce))
+    assert not torch.equal(default, run(spgd_run, loss="adaptive"))
+    saa_run = lambda **loss: sparse_autoattack(toy_model, x, y, k=2, steps=5, queries=10, **loss)  # noqa: E731
+    assert torch.equal(run(saa_run), run(saa_run, spgd_loss=plain_ce))

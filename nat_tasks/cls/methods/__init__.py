@@ -7,10 +7,13 @@ logged on its own; the other entries (``ce_clean``, ``ce_adv``) are detached dia
 a batch of [0, 1] images, ``model`` takes [0, 1] images (it normalises inside), budgets are in
 pixel units. A config selects one by name: ``method=dict(type='nat', eps=8/255, ...)``.
 
-Inner attacks are crafted with the model in eval mode and the mode restored afterwards (as in the
-TRADES reference code): the attack then sees the network that evaluation sees, BatchNorm running
-statistics are not updated by the attack's forward passes, and dropout does not randomise the
-gradient. The loss forward itself runs in the caller's (train) mode.
+Each inner attack follows the method's reference code by default (the mode it crafts in, where it
+starts) and the settings ``attack_mode`` ('train' / 'eval') and ``attack_init`` ('uniform' /
+'normal' / 'none') switch to the other choice; the table is ``docs/advanced/reference_defaults.md``.
+In train mode BatchNorm normalises the attack's forwards with the adversarial batch's statistics and
+updates its running statistics (PGD-AT's reference); in eval mode the attack sees the network that
+evaluation sees and leaves them alone (TRADES'). The model's mode is restored after the attack; the
+loss forwards run in the caller's (train) mode.
 """
 from .registry import METHODS, Method, build_method, register_context, register_method
 from . import standard  # noqa: F401,E402  (registers vanilla, pgd_at, trades, nat)

@@ -3,12 +3,14 @@
 ``<base>_awp`` (registered here for ``pgd_at``, ``trades``, ``nat`` and ``mart``; ``register_awp``
 adds others) takes the base method's settings plus ``gamma`` and ``warmup``:
 
-    method=dict(type='trades_awp', eps=8/255, alpha=2/255, steps=10, beta=6.0, gamma=5e-3, warmup=10)
+    method=dict(type='trades_awp', eps=8/255, alpha=2/255, steps=10, beta=6.0, gamma=5e-3, warmup=9)
 
 One training step, as the reference (csdongxian/AWP ``utils_awp.py`` and its train loops):
 1. The base method runs on a proxy copy of the model (weights and BatchNorm statistics loaded from
-   the model; its BN updates are thrown away). Its inner attack is crafted there, on the
-   unperturbed weights, and recorded (``core.attack_tape``).
+   the model). Its inner attack is crafted there, on the unperturbed weights, and recorded
+   (``core.attack_tape``). The BatchNorm statistics the proxy holds after the attack go to the
+   model (a train-mode attack updates them, as the reference's attack on the model does); the
+   updates of the proxy's loss forwards are thrown away (as the reference's proxy's).
 2. One ascent step on the base method's loss gives, per layer, the direction ``g_l`` (the loss's
    gradient); the perturbation is ``v_l = gamma * ||w_l|| * g_l / ||g_l||`` (layer-wise relative
    size) for every multi-dimensional ``*weight*`` tensor (conv and linear weights; not BatchNorm,
@@ -18,7 +20,8 @@ One training step, as the reference (csdongxian/AWP ``utils_awp.py`` and its tra
    adversarial examples replayed (no second attack): the training loss ``L(w + v)``.
 4. After the optimizer's step, ``v`` is subtracted: ``w <- w + v - lr * step(L'(w + v)) - v``.
 ``warmup``: the first ``warmup`` epochs (mmengine's 0-based epoch) train the base method alone.
-The TRADES-AWP reference uses 10 with a 1-based loop (``epoch >= 10``), i.e. 9 epochs without AWP.
+The TRADES-AWP reference's ``--awp-warmup 10`` with its 1-based loop (``epoch >= 10``) is 9 epochs
+without AWP: ``warmup=9`` here (``configs/cls/cifar10_preact18_trades_awp.py``).
 Outside an mmengine runner (no epoch) AWP is on from the first step.
 
 Cost over the base method: one more forward and backward (the proxy's), a copy of the weights,
@@ -119,7 +122,8 @@ class WeightPerturbation:
         # the attack); afterwards the generators stand where the first run left them, so every
         # step consumes what the base method would (the next step's random start is a new one).
         before = rng_state(model)
-        with self.tape.recording():
+        attacked = {}
+        with self.tape.recording(after_each=lambda: attacked.update(_buffers(proxy))):
             proxy_loss = training_loss(run_base(proxy))
         after = rng_state(model)
         weights = perturbed_weights(proxy)
@@ -130,6 +134,7 @@ class WeightPerturbation:
             for weight, v in zip(targets, relative_perturbation(targets, grads, gamma)):
                 weight.add_(v)
                 self.applied.append((weight, v))
+        _load_buffers(model, attacked)
         set_rng_state(before)
         with self.tape.replaying():
             terms = run_base(model)
@@ -163,6 +168,17 @@ def _detached_copy(model):
     for p in proxy.parameters():
         p.grad = None
     return proxy
+
+
+def _buffers(module):
+    return {name: b.detach().clone() for name, b in module.named_buffers()}
+
+
+def _load_buffers(module, buffers):
+    with torch.no_grad():
+        for name, b in module.named_buffers():
+            if name in buffers:
+                b.copy_(buffers[name])
 
 
 def _remove_after_step(state_ref, optimizer, args, kwargs):

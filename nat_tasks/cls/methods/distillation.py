@@ -13,19 +13,19 @@ reference code (read, not copied):
 ``p_s`` the student's, ``T`` the setting ``temperature`` (not ``tau``: a classification config's
 ``model.method.tau`` is refused as NAT's misplaced ``model.nasty.tau``).
 
-Deviations shared by all three: attacks are crafted in eval mode (this package's rule; ARD's and
-IAD's code craft in train mode, so BatchNorm uses and updates batch statistics during their
-attack), and forwards whose outputs a reference never uses (IAD's ``basicop``, its second clean
-forward) are not run.
+Inner attacks as the references by default (``attack_mode`` / ``attack_init`` switch, as in
+``standard.py``): RSLAD in eval mode from ``x + 0.001 N(0, 1)``; ARD and IAD in train mode from a
+uniform start (PGD-AT's attack; their start is not clamped to the box, ours is). Forwards whose
+outputs a reference never uses (IAD's ``basicop``, its second clean forward) are not run.
 """
 import torch
 import torch.nn.functional as F
 
-from nat_tasks.core.attacks import eval_mode, projected_gradient_ascent
+from nat_tasks.core.attacks import crafting_mode, projected_gradient_ascent
 from nat_tasks.core.errors import NatError
 
 from .registry import register_method
-from .standard import craft_pgd
+from .standard import PGD_AT_INIT, PGD_AT_MODE, TRADES_INIT, TRADES_MODE, craft_pgd
 
 # RSLAD's code takes the mean of the KL's B x C entries, i.e. the per-sample KL / 10 on CIFAR-10,
 # and multiplies it by 10 on CIFAR-100 (its README: "to keep consistent with CIFAR-10"): per-sample
@@ -54,36 +54,37 @@ def _check(name, **bounds):
 
 
 @register_method("rslad")
-def rslad(model, x, y, *, teacher, eps, alpha, steps, clean_weight=1 / 6):
+def rslad(model, x, y, *, teacher, eps, alpha, steps, clean_weight=1 / 6, attack_mode=TRADES_MODE,
+          attack_init=TRADES_INIT):
     """RSLAD: the teacher's clean soft labels replace the hard labels everywhere (``y`` unused).
 
     ``loss = 0.1 * [(1 - clean_weight) KL(p_t(x) || p_s(x')) + clean_weight KL(p_t(x) || p_s(x))]``
     (batch means; 0.1: ``RSLAD_KL_SCALE``), T = 1. x' maximises ``KL(p_t(x) || p_s(x'))`` by Linf
-    sign steps. The reference starts at ``x + 0.001 N(0, 1)``; we start at x itself: the KL to
-    the teacher is not minimal there (unlike TRADES' KL to the student's own clean output), so the
-    first gradient is not zero, and 0.001 N(0, 1) moves a pixel by ~0.26/255 only.
+    sign steps, in eval mode from ``x + 0.001 N(0, 1)`` as the reference's ``rslad_inner_loss``.
     """
     _check("rslad", clean_weight=(clean_weight, 0.0, 1.0))
     p_teacher = F.softmax(teacher(x), dim=1)
-    with eval_mode(model):
+    with crafting_mode(model, attack_mode):
         x_adv = projected_gradient_ascent(lambda x_adv: soft_label_kl(model(x_adv), p_teacher), x, eps=eps,
-                                          alpha=alpha, steps=steps, random_start=False)
+                                          alpha=alpha, steps=steps, random_start=attack_init)
     kl_adv = RSLAD_KL_SCALE * soft_label_kl(model(x_adv), p_teacher).mean()
     kl_clean = RSLAD_KL_SCALE * soft_label_kl(model(x), p_teacher).mean()
     return dict(loss_kl_adv=(1 - clean_weight) * kl_adv, loss_kl_clean=clean_weight * kl_clean)
 
 
 @register_method("ard")
-def ard(model, x, y, *, teacher, eps, alpha, steps, temperature=30.0, weight=1.0):
+def ard(model, x, y, *, teacher, eps, alpha, steps, temperature=30.0, weight=1.0, attack_mode=PGD_AT_MODE,
+        attack_init=PGD_AT_INIT):
     """ARD: ``weight T^2 KL(p_t(x)/T || p_s(x')/T) / C + (1 - weight) CE(s(x), y)``.
 
-    x' is PGD on the *student's* cross-entropy with the hard labels (uniform random start), the
-    teacher sees clean images. ``/ C`` (the number of classes): the reference's ``nn.KLDivLoss()``
+    x' is PGD on the *student's* cross-entropy with the hard labels (train mode, uniform random
+    start), the teacher sees clean images. ``/ C`` (the number of classes): the reference's ``nn.KLDivLoss()``
     averages the B x C entries. T = 30, ``weight=1`` (no CE term) are its defaults.
     (IAD's repository runs ARD as ``iad`` does before its warm-up ends: T = 1, KL / B.)
     """
     _check("ard", weight=(weight, 0.0, 1.0), temperature=(temperature, 1e-6, float("inf")))
-    x_adv = craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps)
+    x_adv = craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, attack_mode=attack_mode,
+                      attack_init=attack_init)
     p_teacher = F.softmax(teacher(x) / temperature, dim=1)
     logits_adv = model(x_adv)
     kd = weight * temperature ** 2 * soft_label_kl(logits_adv, p_teacher, temperature).mean() / logits_adv.shape[1]
@@ -95,7 +96,7 @@ def ard(model, x, y, *, teacher, eps, alpha, steps, temperature=30.0, weight=1.0
 
 @register_method("iad")
 def iad(model, x, y, *, teacher, epoch_source, eps, alpha, steps, temperature=1.0, weight=1.0, beta=0.1,
-        begin=60):
+        begin=60, attack_mode=PGD_AT_MODE, attack_init=PGD_AT_INIT):
     """IAD-I: ARD whose student, from epoch ``begin`` on, trusts the teacher in proportion to the
     teacher's confidence on the student's adversarial example and otherwise itself:
 
@@ -113,7 +114,8 @@ def iad(model, x, y, *, teacher, epoch_source, eps, alpha, steps, temperature=1.
     _check("iad", weight=(weight, 0.0, 1.0), temperature=(temperature, 1e-6, float("inf")),
            beta=(beta, 0.0, float("inf")))
     introspect = epoch >= begin
-    x_adv = craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps)
+    x_adv = craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, attack_mode=attack_mode,
+                      attack_init=attack_init)
     p_teacher = F.softmax(teacher(x) / temperature, dim=1)
     logits_adv = model(x_adv)
     logits_clean = _clean_forward(model, x, needs_grad=weight < 1 or introspect)

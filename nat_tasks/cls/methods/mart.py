@@ -12,9 +12,8 @@ probabilities are not detached, neither in the KL nor in the weight ``1 - p_y(x)
 import torch
 import torch.nn.functional as F
 
-from nat_tasks.core.attacks import eval_mode, pgd
-
 from .registry import register_method
+from .standard import TRADES_INIT, TRADES_MODE, craft_pgd
 
 
 def mart_terms(logits_clean, logits_adv, y, beta):
@@ -31,14 +30,13 @@ def mart_terms(logits_clean, logits_adv, y, beta):
 
 
 @register_method("mart")
-def mart(model, x, y, *, eps, alpha, steps, beta=6.0):
-    """MART: PGD on the cross-entropy (crafted in eval mode), then ``mart_terms``.
+def mart(model, x, y, *, eps, alpha, steps, beta=6.0, attack_mode=TRADES_MODE, attack_init=TRADES_INIT):
+    """MART: PGD on the cross-entropy, then ``mart_terms``.
 
-    The attack starts at x (the reference starts at ``x + 0.001 N(0, 1)``, a seventh of its step
-    0.007, unclamped; the cross-entropy's gradient at x is not zero, so no random start is
-    needed). Reference settings: eps 0.031, step 0.007, 10 steps; beta 6 (WRN-34-10) or 5
-    (ResNet-18).
+    The attack as the reference's (TRADES' set-up): eval mode, start ``x + 0.001 N(0, 1)`` (not
+    clamped to the box), sign steps; ``attack_mode`` / ``attack_init`` switch (``standard.py``).
+    Reference settings: eps 0.031, step 0.007, 10 steps; beta 6 (WRN-34-10) or 5 (ResNet-18).
     """
-    with eval_mode(model):
-        x_adv = pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, random_start=False)
+    x_adv = craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, attack_mode=attack_mode,
+                      attack_init=attack_init)
     return mart_terms(model(x), model(x_adv), y, beta)

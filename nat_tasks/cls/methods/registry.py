@@ -11,6 +11,7 @@ A method is a function ``fn(model, x, y, *, <settings>, <context>, <batch>) -> d
 """
 import inspect
 
+from nat_tasks.core.attacks import ATTACK_MODES, STARTS
 from nat_tasks.core.errors import NatError, check_eps
 
 METHODS = {}
@@ -43,6 +44,9 @@ def _check_attack_settings(name, settings):
         raise NatError(f"method {name}: alpha={settings['alpha']} is outside (0, 1] (pixel units)")
     if "steps" in settings and (int(settings["steps"]) != settings["steps"] or settings["steps"] < 1):
         raise NatError(f"method {name}: steps must be a positive integer, got {settings['steps']}")
+    for key, choices in (("attack_mode", ATTACK_MODES), ("attack_init", STARTS)):
+        if key in settings and settings[key] not in choices:
+            raise NatError(f"method {name}: {key}={settings[key]!r}; expected one of {', '.join(choices)}")
 
 
 class Method:

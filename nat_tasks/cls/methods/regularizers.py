@@ -2,7 +2,8 @@
 
 - ``nt``: Nasty Teacher (Ma et al., ICLR 2021): vanilla training plus the nasty term, clean data only.
 - ``at_lasso`` (eq. 15), ``at_emr`` (eq. 16), ``at_nnr`` (eq. 17), ``at_mixup``: PGD-AT (the
-  attack of ``pgd_at``) plus the regularizer, with the paper's weights as defaults.
+  attack of ``pgd_at``, its defaults and its ``attack_mode`` / ``attack_init`` switches) plus the
+  regularizer, with the paper's weights as defaults.
 
 Where the paper is ambiguous (appendix K), the choice made here:
 - EMR, eq. 16 ``L_AT + lambda * sum_{i=1..N} p_i log p_i``: as printed, adding ``+lambda sum p log p``
@@ -22,11 +23,11 @@ Where the paper is ambiguous (appendix K), the choice made here:
 import torch
 import torch.nn.functional as F
 
-from nat_tasks.core.attacks import ce_loss, eval_mode, pgd
+from nat_tasks.core.attacks import ce_loss
 from nat_tasks.core.errors import NatError
 
 from .registry import register_method
-from .standard import craft_pgd, pgd_at
+from .standard import PGD_AT_INIT, PGD_AT_MODE, craft_pgd, pgd_at
 
 REDUCTIONS = {"sum": torch.sum, "mean": torch.mean}
 
@@ -40,10 +41,11 @@ def nt(model, x, y, *, adversary, nasty_loss):
 
 
 @register_method("at_lasso")
-def at_lasso(model, x, y, *, eps, alpha, steps, weight=1e-4):
+def at_lasso(model, x, y, *, eps, alpha, steps, weight=1e-4, attack_mode=PGD_AT_MODE, attack_init=PGD_AT_INIT):
     """PGD-AT + ``weight * sum |w|`` over the model's trainable parameters (eq. 15)."""
     l1 = sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
-    return dict(pgd_at(model, x, y, eps=eps, alpha=alpha, steps=steps), loss_lasso=weight * l1)
+    return dict(pgd_at(model, x, y, eps=eps, alpha=alpha, steps=steps, attack_mode=attack_mode,
+                       attack_init=attack_init), loss_lasso=weight * l1)
 
 
 def _reduction(reduction):
@@ -52,32 +54,32 @@ def _reduction(reduction):
     return REDUCTIONS[reduction]
 
 
-def _adversarial_logits(model, x, y, eps, alpha, steps):
-    return model(craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps))
-
-
 @register_method("at_emr")
-def at_emr(model, x, y, *, eps, alpha, steps, weight=1e-3, reduction="sum"):
+def at_emr(model, x, y, *, eps, alpha, steps, weight=1e-3, reduction="sum", attack_mode=PGD_AT_MODE,
+           attack_init=PGD_AT_INIT):
     """PGD-AT + ``weight * H(p(x'))``, the entropy of the adversarial predictions (eq. 16, see the
     module docstring for the sign and the reduction)."""
     reduce = _reduction(reduction)
-    logits = _adversarial_logits(model, x, y, eps, alpha, steps)
+    logits = model(craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, attack_mode=attack_mode,
+                             attack_init=attack_init))
     log_p = F.log_softmax(logits, dim=1)
     entropy = -(log_p.exp() * log_p).sum(dim=1)
     return dict(loss_ce_adv=F.cross_entropy(logits, y), loss_emr=weight * reduce(entropy))
 
 
 @register_method("at_nnr")
-def at_nnr(model, x, y, *, eps, alpha, steps, weight=1e-3, reduction="sum"):
+def at_nnr(model, x, y, *, eps, alpha, steps, weight=1e-3, reduction="sum", attack_mode=PGD_AT_MODE,
+           attack_init=PGD_AT_INIT):
     """PGD-AT ``- weight * ||p(x')||_2``, the negative L2 norm of the adversarial probabilities (eq. 17)."""
     reduce = _reduction(reduction)
-    logits = _adversarial_logits(model, x, y, eps, alpha, steps)
+    logits = model(craft_pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, attack_mode=attack_mode,
+                             attack_init=attack_init))
     norm = F.softmax(logits, dim=1).norm(dim=1)
     return dict(loss_ce_adv=F.cross_entropy(logits, y), loss_nnr=-weight * reduce(norm))
 
 
 @register_method("at_mixup")
-def at_mixup(model, x, y, *, eps, alpha, steps, ratio=0.7):
+def at_mixup(model, x, y, *, eps, alpha, steps, ratio=0.7, attack_mode=PGD_AT_MODE, attack_init=PGD_AT_INIT):
     """PGD-AT on mixup images: ``ratio * x_i + (1 - ratio) * x_j`` (j a random partner in the
     batch), PGD on the mixed cross-entropy from there, loss the mixed cross-entropy on the result."""
     partner = torch.randperm(len(x), device=x.device)
@@ -86,6 +88,6 @@ def at_mixup(model, x, y, *, eps, alpha, steps, ratio=0.7):
     def mixed_ce(logits, labels=None, x_adv=None):
         return ratio * ce_loss(logits, y) + (1 - ratio) * ce_loss(logits, y[partner])
 
-    with eval_mode(model):
-        x_adv = pgd(model, x_mixed, y, eps=eps, alpha=alpha, steps=steps, random_start=True, loss=mixed_ce)
+    x_adv = craft_pgd(model, x_mixed, y, eps=eps, alpha=alpha, steps=steps, attack_mode=attack_mode,
+                      attack_init=attack_init, loss=mixed_ce)
     return dict(loss_mixup_ce_adv=mixed_ce(model(x_adv)).mean())

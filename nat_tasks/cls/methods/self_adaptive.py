@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from nat_tasks.core.soft_targets import self_adaptive_ce
 
 from .registry import register_method
-from .standard import craft_trades_kl
+from .standard import TRADES_INIT, TRADES_MODE, craft_trades_kl
 
 
 def trades_kl(logits_clean, logits_adv):
@@ -35,13 +35,15 @@ def soft_trades_terms(model, x, x_adv, y, *, soft_targets, index, beta):
 
 
 @register_method("sat_trades")
-def sat_trades(model, x, y, *, soft_targets, index, eps, alpha, steps, beta=6.0):
-    """SAT + TRADES (the reference's ``TRADES_SAT``; Linf): the TRADES attack (``steps`` sign steps on
-    ``KL(f(x) || f(x'))``, crafted in eval mode), then ``soft_trades_terms``.
+def sat_trades(model, x, y, *, soft_targets, index, eps, alpha, steps, beta=6.0, attack_mode=TRADES_MODE,
+               attack_init=TRADES_INIT):
+    """SAT + TRADES (the reference's ``TRADES_SAT``, ``losses/trades.py``; Linf): the TRADES attack
+    (``steps`` sign steps on ``KL(f(x) || f(x'))``, eval mode, start ``x + 0.001 N(0, 1)``, as
+    ``trades``), then ``soft_trades_terms``.
 
     Reference settings (LayneH/self-adaptive-training ``run_trades_sat.sh``): WRN-34-10, eps 0.031,
-    step 0.007, 10 steps, beta 6, m 0.9, start epoch 70 of 100, lr 0.1 x0.1 at 75 and 90. Deviation:
-    the attack starts uniformly in the eps-ball (as our ``trades``) instead of ``x + 0.001 N(0, 1)``.
+    step 0.007, 10 steps, beta 6, m 0.9, start epoch 70 of 100, lr 0.1 x0.1 at 75 and 90.
     """
-    x_adv = craft_trades_kl(model, x, eps=eps, alpha=alpha, steps=steps)
+    x_adv = craft_trades_kl(model, x, eps=eps, alpha=alpha, steps=steps, attack_mode=attack_mode,
+                            attack_init=attack_init)
     return soft_trades_terms(model, x, x_adv, y, soft_targets=soft_targets, index=index, beta=beta)[0]

@@ -11,13 +11,16 @@ def margin(logits, y):
 
 
 def adaptive(logits, y, threshold=0.5):
-    """sPGD's evaluation loss (CityU-MLO/sPGD autoattack/spgd.py): CE where the logit margin is at
-    least ``threshold``, the negative margin ``max_{j != y} z_j - z_y`` below it."""
+    """The sPGD evaluation loss of the authors' first commit only (CityU-MLO/sPGD a356d0c,
+    2024-05-08, ``autoattack/spgd.py::loss_fn``): CE where the logit margin is at least
+    ``threshold``, the negative margin ``max_{j != y} z_j - z_y`` below it. Their current code
+    (f15d2a5, 2024-05-14, "modify spgd in autoattack", the sAA behind their numbers) uses plain CE,
+    our default; this one stays an option (``loss='adaptive'``)."""
     gap = margin(logits, y)
     return torch.where(gap.detach() < threshold, -gap, ce_loss(logits, y))
 
 
-SPGD_LOSSES = {"ce": ce_loss, "adaptive": adaptive}
+SPGD_LOSSES = {"ce": ce_loss, "adaptive": adaptive}  # 'ce': the reference's current loss (the default)
 
 
 def spgd_loss(name):

@@ -25,14 +25,15 @@ SAA_QUERIES = 10000
 
 
 def sparse_autoattack(model, x, y, *, k, steps=SAA_STEPS, patience=EVAL_PATIENCE, queries=SAA_QUERIES, p_init=0.8,
-                      rs_loss="ce", spgd_loss="adaptive", progress=False, return_info=False):
+                      rs_loss="ce", spgd_loss="ce", progress=False, return_info=False):
     """The cascade on [0, 1] images; returns ``x_adv``, and with ``return_info`` also a dict with
     ``clean`` (bool per example) and ``stages``, one dict per stage: ``stage``, ``attacked``
     (examples it ran on), ``fooled``, ``seconds``, ``robust`` (bool per example after it) and
     ``evaluations`` (image forward passes it made; sPGD's also back-propagate but the last).
 
     An example misclassified clean is not attacked (it counts as broken); an example a stage fools
-    gets that stage's image; one never fooled gets the last stage's.
+    gets that stage's image; one never fooled gets the last stage's. ``spgd_loss``: the sPGD stages'
+    loss (``spgd``'s ``loss``: ``'ce'`` as the reference's current code, or ``'adaptive'``).
     """
     k = check_k(k, x)
     x = x.detach()

@@ -14,9 +14,12 @@ Facts and where they come from (``../shared/papers/sparse_l0_facts.md``):
 - CHECKED against the reference code (CityU-MLO/sPGD, ``autoattack/spgd.py``, read, not copied):
   the parametrisation, both gradients, the straight-through mask gradient, alpha = beta = 0.25,
   eps = 1, the mask step ``sqrt(H*W) * beta`` with the 2e-10 cut, the init ``p ~ U(-1, 1)``
-  clipped to the box and ``m ~ N(0, 1)``, the evaluation loss (CE, the negative logit margin
-  below a margin of 0.5), patience re-draws of ``m`` only (``p`` kept) when the projected mask did
-  not change, per-example early stop, evaluation patience 3, the eval-mode switch.
+  clipped to the box and ``m ~ N(0, 1)``, patience re-draws of ``m`` only (``p`` kept) when the
+  projected mask did not change, per-example early stop, evaluation patience 3, the eval-mode
+  switch; the loss: cross-entropy, in training (``adversarial_training/spgd.py``) and in the
+  current ``autoattack/spgd.py`` (commit f15d2a5, 2024-05-14, the code behind their sAA numbers).
+  The authors' first commit (a356d0c) evaluated with CE where the logit margin is at least 0.5 and
+  the negative margin below it: ``loss='adaptive'`` (``_common.adaptive``).
 - From the fact sheet, NOT CHECKED against code here: the training defaults (20 iterations,
   patience 10, the variant drawn per batch), the 10000 / 300 evaluation iterations.
 - Our choices (documented deviations): TopK ranks the logits ``m`` rather than ``sigmoid(m)``
@@ -91,15 +94,15 @@ def _input_gradient(model, x_adv, y, loss_fn, backward=True):
 
 
 def spgd(model, x, y, *, k, steps, projected=False, alpha=ALPHA, beta=BETA, patience=EVAL_PATIENCE, eps=1.0,
-         loss="adaptive", active=None, early_stop=True, progress=False, return_info=False):
+         loss="ce", active=None, early_stop=True, progress=False, return_info=False):
     """sPGD on [0, 1] images ``x`` (B, C, H, W): at most ``k`` pixel locations change.
 
     - ``steps``: iterations (updates); each costs one forward and one input backward, plus one
       forward to score the last iterate. ``projected``: the magnitude gradient variant (False: unprojected).
     - ``patience``: re-draw ``m ~ N(0, 1)`` of an example whose projected mask has not changed for
       this many iterations (``p`` kept); 0 or None: never.
-    - ``loss``: ``'adaptive'`` (the reference's evaluation loss), ``'ce'`` or a callable
-      (logits, y) -> per-sample loss.
+    - ``loss``: ``'ce'`` (the reference's current loss), ``'adaptive'`` (its first commit's: CE /
+      the negative margin below a margin of 0.5) or a callable (logits, y) -> per-sample loss.
     - ``active``: bool (B,), the examples to attack (the others come back clean); random draws do
       not depend on it.
     Per example the attack stops once misclassified (that iterate is returned); an example never
