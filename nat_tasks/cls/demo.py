@@ -131,11 +131,12 @@ def train_options(key, s, seed, adversary_checkpoint=None):
     return options
 
 
-def _train_all(work_dir, s, seed):
+def _train_all(work_dir, s, seed, log):
     """Train the four models through the real configs; returns {key: last checkpoint path} and
     the NAT run's ``NastySpec``."""
     checkpoints = {}
-    for key, _, config, _ in MODELS:
+    for number, (key, label, config, _) in enumerate(MODELS, 1):
+        log(f"== training {label} ({number}/{len(MODELS)})")
         options = train_options(key, s, seed, checkpoints.get("vanilla"))
         cfg = load_cls_config(os.path.join(CONFIG_DIR, config), work_dir=os.path.join(work_dir, f"seed_{seed}", key),
                               cfg_options=options)
@@ -239,7 +240,7 @@ def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
     runs_by_seed = []
     for seed in range(s.seed, s.seed + s.seeds):
         log(f"==== seed {seed}")
-        checkpoints, nasty = _train_all(work_dir, s, seed)
+        checkpoints, nasty = _train_all(work_dir, s, seed, log)
         device_name = device_name or default_device()  # after select_runner_device: 'cpu' when it hid GPUs
         runs_by_seed.append(_evaluate_seed(checkpoints, x, y, aa_index, threat, s, device_name, log))
     rows, differences = _summarise(runs_by_seed)

@@ -46,7 +46,20 @@ def _registry_errors():
 def build_runner(cfg):
     """mmengine's ``Runner`` of ``cfg`` (of its ``runner_type``, if set)."""
     with _registry_errors():
-        return RUNNERS.build(cfg)
+        runner = RUNNERS.build(cfg)
+    if cfg.get("train_dataloader") and cfg.get("train_cfg"):  # builds the loader train() uses, before any output
+        check_num_classes(cfg.model, runner.train_dataloader.dataset, cfg.train_dataloader.dataset.get("data_root"))
+    return runner
+
+
+def check_num_classes(model_cfg, dataset, data_root=None):
+    """The model's ``num_classes`` must be the number of classes the data set found (on disk: an
+    ImageFolder tree with missing class folders would otherwise train a wrong model silently)."""
+    expected, found = model_cfg.get("num_classes"), getattr(dataset, "num_classes", None)
+    if expected is not None and found is not None and expected != found:
+        raise NatError(f"the config's model.num_classes is {expected} but the {type(dataset).__name__} data"
+                       f"{f' at {data_root}' if data_root else ''} has {found} classes: fix the data or set "
+                       f"--cfg-options model.num_classes={found}")
 
 
 def train(cfg):

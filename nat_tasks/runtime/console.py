@@ -53,7 +53,7 @@ CONSOLE_FILTER = ConsoleFilter()
 
 
 def _is_console(handler):
-    return type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr)
+    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
 
 
 def _quiet(logger):
