@@ -7,7 +7,7 @@ it was trained with)."""
 import os.path as osp
 
 from nat_tasks.core.errors import NatError
-from nat_tasks.runtime import resolve_device, seed_everything
+from nat_tasks.runtime import console, resolve_device, seed_everything
 
 from .adversary import recorded_defence
 from .attacks import build_attack
@@ -35,7 +35,8 @@ def evaluate(cfg, weights, out):
     run = list(dict.fromkeys(attacks + extra))  # the table's attacks, then the checks' others
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    loaders = build_datamanager(cfg, use_gpu=device.type == "cuda").test_loader[cfg.data.sources]
+    with console.library_output(out + ".log"):  # torchreid's data summary
+        loaders = build_datamanager(cfg, use_gpu=device.type == "cuda").test_loader[cfg.data.sources]
     (q_pids, q_camids), (g_pids, g_camids) = _labels(loaders["query"]), _labels(loaders["gallery"])
     chance_map, chance_rank1 = chance_scores(q_pids, g_pids, q_camids, g_camids)
     surrogate = test.get("transfer_from") if test.checklist else None

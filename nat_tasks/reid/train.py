@@ -16,7 +16,7 @@ from mmengine.dist import is_main_process
 
 from nat_tasks.core.checkpoint import remove_temporaries, safe_load
 from nat_tasks.core.errors import NatError
-from nat_tasks.runtime import resolve_device, seed_everything
+from nat_tasks.runtime import console, resolve_device, seed_everything
 from nat_tasks.runtime.amp import amp_dtype
 from nat_tasks.runtime.distributed import check_launch, process_group
 
@@ -57,7 +57,9 @@ def _train(cfg):
     if is_main_process():
         remove_temporaries(work_dir)  # unfinished writes of a killed run
     seed_everything(cfg.seed)
-    engine = build_engine(cfg, method, spec)
+    log = osp.join(work_dir, "train.log")  # torchreid's prints: its data summary, a line per print_freq iterations
+    with console.library_output(log):
+        engine = build_engine(cfg, method, spec)
     start = 0
     if cfg.resume:
         checkpoint = safe_load(latest)
@@ -73,11 +75,12 @@ def _train(cfg):
     if start >= epochs:
         print(f"{work_dir} already finished {start} epochs")
         return final if osp.isfile(final) else latest
-    print(f"training {METHODS[method]} ({cfg.model.name}, {engine.meta['num_classes']} identities) "
-          f"in {work_dir}")
-    engine.run(save_dir=work_dir, max_epoch=epochs, start_epoch=start,
-               print_freq=cfg.train.print_freq, eval_freq=cfg.test.eval_freq,
-               ranks=list(cfg.test.ranks))
+    print(f"training {METHODS[method]} ({cfg.model.name}, {engine.meta['num_classes']} identities)\n"
+          f"  device: {engine.device} | work dir: {work_dir} | log: {log}")
+    with console.library_output(log):
+        engine.run(save_dir=work_dir, max_epoch=epochs, start_epoch=start,
+                   print_freq=cfg.train.print_freq, eval_freq=cfg.test.eval_freq,
+                   ranks=list(cfg.test.ranks))
     return final
 
 

@@ -8,10 +8,15 @@ of every ``MMLogger`` created after ``install()`` (``tool_main`` calls it), so c
 library without a tool logs as mmengine does.
 
 ``attach(runner)`` gives a runner the header (what runs, device, config, work dir, log file) and
-the progress bars (``ProgressHook``).
+the progress bars (``ProgressHook``). Libraries that print instead of logging (torchreid) run under
+``library_output(log_file)``: their lines go to the file, their progress lines drive a bar.
 """
+import contextlib
 import functools
+import io
 import logging
+import os
+import re
 import sys
 
 from mmengine.dist import is_main_process
@@ -95,8 +100,8 @@ def bar(**kwargs):
     """A ``tqdm`` bar on stderr (the tables go to stdout); off on other ranks than 0. Outside a
     terminal it redraws every 30 s, not ten times a second, so a saved log stays readable."""
     kwargs.setdefault("mininterval", 0.1 if sys.stderr.isatty() else 30)
-    return tqdm(file=sys.stderr, dynamic_ncols=True, disable=not is_main_process() or kwargs.pop("disable", False),
-                **kwargs)
+    disable = kwargs.pop("disable", False)  # popped first: other ranks must not pass it twice
+    return tqdm(file=sys.stderr, dynamic_ncols=True, disable=not is_main_process() or disable, **kwargs)
 
 
 def _run_title(runner):
@@ -167,3 +172,67 @@ def attach(runner, title="training"):
     if _state["installed"]:
         runner.register_hook(ProgressHook(title))
     return runner
+
+
+class _LibraryStream(io.TextIOBase):
+    """A library's ``print``s: every line into ``file``; on ``console`` too with ``--verbose`` (or
+    outside a tool), else only its result lines (``SHOWN``) and, in place of its progress lines (torchreid's
+    ``epoch: [e/E][i/N]``), a bar."""
+
+    PROGRESS = re.compile(r"epoch: \[(\d+)/(\d+)\]\[(\d+)/(\d+)\]")
+    SHOWN = ("** Results",)
+
+    def __init__(self, file, console):
+        self._file, self._console, self._pending, self._bar = file, console, "", None
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        self._file.write(text)
+        if verbose() or not _state["installed"]:  # a library call (no tool) prints as the library does
+            self._console.write(text)
+            return len(text)
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def _line(self, line):
+        progress = self.PROGRESS.match(line)
+        if progress:
+            epoch, epochs, batch, batches = map(int, progress.groups())
+            if self._bar is None or self._bar.total != epochs * batches:
+                self.close_bar()
+                self._bar = bar(total=epochs * batches, desc="train", unit="it")
+            self._bar.update((epoch - 1) * batches + batch - self._bar.n)
+            self._bar.set_postfix_str(f"epoch {epoch}/{epochs}", refresh=False)
+        elif line.startswith(self.SHOWN):
+            tqdm.write(line, file=self._console)  # above the bar, if one is drawn
+
+    def flush(self):
+        self._file.flush()
+        self._console.flush()
+
+    def close_bar(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@contextlib.contextmanager
+def library_output(log_file):
+    """Run a block whose ``print``s are a library's: appended to ``log_file`` (``--verbose``: on the
+    console too). Other ranks than 0 print as before."""
+    if not is_main_process():
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+    with open(log_file, "a") as file:
+        stream = _LibraryStream(file, sys.stdout)
+        try:
+            with contextlib.redirect_stdout(stream):
+                yield
+        finally:
+            stream.close_bar()

@@ -129,7 +129,7 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(
     # Rank 0 alone prints and writes: one header, one TensorBoard file, one set of checkpoints.
     assert log.count("training AMD&NAT (ddp_test_mlp, 8 identities)") == 1
     files = sorted(os.listdir(work_dir))
-    assert len(files) == 3 and files[0] == "epoch_2.pth" and files[2] == "latest.pth"
+    assert len(files) == 4 and files[0] == "epoch_2.pth" and files[2:] == ["latest.pth", "train.log"]
     assert files[1].startswith("events.out.tfevents")
     assert safe_load(str(work_dir / "epoch_2.pth"))["meta"]["processes"] == 2
 
