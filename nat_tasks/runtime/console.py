@@ -154,7 +154,8 @@ class ProgressHook(Hook):
         self._bar = None
 
     def before_test_epoch(self, runner):
-        self._bar = bar(total=len(runner.test_dataloader), desc="test", unit="batch", leave=False, disable=verbose())
+        desc = str(getattr(runner.test_loop, "attack", "test"))  # the pass of an adversarial test loop
+        self._bar = bar(total=len(runner.test_dataloader), desc=desc, unit="batch", leave=False, disable=verbose())
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if self._bar is not None:
