@@ -13,15 +13,11 @@ umap (Fig. 5), boundary (Fig. 6), weights (Fig. 7), runner_up (Fig. 8). Writes
 and model, and the definitions). Needs networks that end in a linear classifier (every architecture
 of nat_tasks/cls/architectures.py does).
 """
-import os
 import sys
 
-import torch
-from mmengine.registry import DATASETS
-
-from nat_tasks.cls import classifier_from_config, load_cls_config, subset_indices
+from nat_tasks.cls import classifier_from_config, load_cls_config
 from nat_tasks.cls.analysis import FIGURES, analyze_models, parse_figures
-from nat_tasks.cls.architectures import DATA_INFO_KEYS
+from nat_tasks.cls.eval_setup import check_one_data_set, load_examples, model_list
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import resolve_device, tool_main, tool_parser
 
@@ -64,37 +60,6 @@ def parse_args(argv):
     return build_parser().parse_args(argv)
 
 
-def model_list(pairs, labels):
-    """[(label, config, checkpoint)] from the positional CONFIG CKPT pairs and ``--labels``."""
-    if len(pairs) % 2:
-        raise NatError(f"expected CONFIG CKPT pairs, got {len(pairs)} path(s): {' '.join(pairs)}")
-    configs, checkpoints = pairs[0::2], pairs[1::2]
-    stem = lambda path: os.path.splitext(os.path.basename(path))[0]  # noqa: E731
-    if labels is None:
-        names = [stem(c) for c in configs]
-        if len(set(names)) != len(names):
-            names = [f"{stem(c)}:{stem(k)}" for c, k in zip(configs, checkpoints)]
-    else:
-        names = [n.strip() for n in labels.split(",")]
-        if len(names) != len(configs) or not all(names):
-            raise NatError(f"--labels gives {len(names)} label(s) for {len(configs)} model(s): "
-                           "one per CONFIG CKPT pair")
-    if len(set(names)) != len(names):
-        raise NatError(f"the labels must differ, got {','.join(names)} (pass --labels)")
-    for path in checkpoints:
-        if not os.path.isfile(path):
-            raise NatError(f"checkpoint not found: {path}")
-    return list(zip(names, configs, checkpoints))
-
-
-def load_examples(cfg, n):
-    dataset_cfg = cfg.test_dataloader.dataset if cfg.get("test_dataloader") else cfg.val_dataloader.dataset
-    dataset = DATASETS.build(dataset_cfg)
-    samples = [dataset[i] for i in subset_indices(len(dataset), n)]
-    names = getattr(dataset, "classes", None)
-    return torch.stack([s["inputs"] for s in samples]), torch.tensor([s["labels"] for s in samples]), names
-
-
 @tool_main
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -105,11 +70,7 @@ def main(argv=None):
     device = resolve_device(args.device)
     cfgs = {label: load_cls_config(config, data_root=args.data_root) for label, config, _ in models}
     first = cfgs[models[0][0]]
-    for label, cfg in cfgs.items():  # one data set: the same examples must fit every model
-        data = {k: cfg.model.get(k) for k in DATA_INFO_KEYS[:3]}
-        if data != {k: first.model.get(k) for k in DATA_INFO_KEYS[:3]}:
-            raise NatError(f"{label}'s config has other data ({data}) than {models[0][0]}'s: compare models of one "
-                           "data set")
+    check_one_data_set(cfgs)
     num_classes = first.model.get("num_classes")
     if num_classes is not None and not 0 <= args.reference_class < num_classes:
         raise NatError(f"--class {args.reference_class} is not a class of these models (0..{num_classes - 1})")
@@ -124,10 +85,10 @@ def main(argv=None):
                            "(the first config has no model.val_attack)")
         attack = {k: (int(v) if k == "steps" else float(v)) for k, v in attack.items()}
     classifiers = {label: classifier_from_config(cfgs[label].model, checkpoint) for label, _, checkpoint in models}
-    x, y, names = load_examples(first, args.n_examples)
+    _, x, y, names = load_examples(first, args.n_examples)
     print(f"analysing {len(classifiers)} model(s) on {len(x)} test examples of {models[0][1]}, {device}, "
           f"seed {args.seed}: {', '.join(figures)}")
-    class_names = [str(n) for n in names] if names is not None and len(names) == num_classes else None
+    class_names = names if names is not None and len(names) == num_classes else None
     _, table = analyze_models(classifiers, x, y, args.out, figures=figures, attack=attack, seed=args.seed,
                               batch_size=args.batch_size, device=str(device), reference_class=args.reference_class,
                               umap_points=args.umap_points, class_names=class_names, progress=not args.no_progress,

@@ -30,26 +30,22 @@ fixed subset (default 500 examples) and prints pass/fail. Writes <out>/eval_<che
 name>.json and .md (checklist: eval_<name>_checklist.json/.md; default out: the checkpoint's
 folder).
 """
-import inspect
 import os
 import sys
 
-import torch
-from mmengine.config import DictAction
 from mmengine.dist import get_dist_info
-from mmengine.registry import DATASETS
 
-from nat_tasks.cls import (ATTACKS, ThreatModel, build_adversary, classifier_from_config, evaluate,
-                           gradient_masking_checklist, load_cls_config, nasty_spec, subset_indices)
+from nat_tasks.cls import (build_adversary, classifier_from_config, evaluate, gradient_masking_checklist,
+                           load_cls_config, nasty_spec)
 from nat_tasks.cls.architectures import data_info
-from nat_tasks.cls.attacks import SparseThreat
-from nat_tasks.cls.eval_state import examples_sha256, file_sha256, open_state
-from nat_tasks.cls.evaluation import build_attacks, evaluation_settings, transfer_attacks
-from nat_tasks.core.checkpoint import safe_load
-from nat_tasks.core.errors import NatError
+from nat_tasks.cls.eval_setup import (add_evaluation_options, check_spec, load_examples, load_surrogate,
+                                      model_selection, needs, state_identity, threat_model, threat_record)
+from nat_tasks.cls.eval_state import open_state
+from nat_tasks.cls.evaluation import (build_attacks, evaluation_settings, results_table, transfer_attacks,
+                                      worst_case)
+from nat_tasks.core.errors import NatError, on_fault
 from nat_tasks.core.sanity import checks_markdown
-from nat_tasks.core.stats import bootstrap_interval
-from nat_tasks.runtime import markdown_table, resolve_device, tool_main, tool_parser, write_results
+from nat_tasks.runtime import resolve_device, tool_main, tool_parser, write_results
 from nat_tasks.runtime.distributed import check_launch, process_group
 
 
@@ -71,15 +67,8 @@ def build_parser():
     parser = tool_parser("eval_cls", DESCRIPTION, EXAMPLES)
     parser.add_argument("config", help="the classification config the checkpoint was trained with")
     parser.add_argument("checkpoint", help="a trainer checkpoint (epoch_N.pth, best_*.pth) or a plain state_dict")
-    parser.add_argument("--attacks",
-                        help=f"comma-separated, each one of: {ATTACKS.syntax()} (default clean,pgd20,aa; "
-                        "under --threat l0: clean,saa)")
-    parser.add_argument("--threat", default="linf", type=str.lower,
-                        help="linf (default: --eps/--alpha or the config's val_attack) or l0 (with --k)")
-    parser.add_argument("--k", type=int, help="--threat l0: the budget in pixel locations (CIFAR: 20)")
+    add_evaluation_options(parser)
     parser.add_argument("--checklist", action="store_true", help="run the gradient-masking checklist instead")
-    parser.add_argument("--surrogate", metavar="CONFIG:CHECKPOINT",
-                        help="a classifier to craft transfer-* attacks on (black-box transfer)")
     parser.add_argument("--transfer-from", action="append", metavar="CONFIG:CHECKPOINT",
                         help="repeatable: add PGD-20 and CW-20 crafted on this classifier (black-box transfer, "
                         "Table 5) to the attacks")
@@ -88,120 +77,15 @@ def build_parser():
     parser.add_argument("--launcher", default="none",
                         help="none, or pytorch under torchrun (slurm, mpi: GPUs): each process attacks a share "
                         "of the batches, rank 0 writes")
-    parser.add_argument("--square-queries", type=int, default=5000, help="Square's budget in the checklist")
-    parser.add_argument("--gap-threshold", type=float, default=5.0,
-                        help="checklist: flag a PGD-20 - AutoAttack gap above this many points")
     parser.add_argument("--n-examples", type=int,
                         help="N test examples, a fixed random subset (default: the whole test split; "
                         "500 with --checklist)")
-    parser.add_argument("--batch-size", type=int, default=500,
-                        help="examples per attacked batch; each batch is seeded from --seed and its index")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     parser.add_argument("--out", help="output folder (default: the checkpoint's folder)")
-    parser.add_argument("--eps", type=float, help="Linf budget in [0, 1] (default: the config's val_attack)")
-    parser.add_argument("--alpha", type=float, help="PGD step (default: the config's val_attack)")
-    parser.add_argument("--seed", type=int, default=0, help="the seed every batch's seed derives from")
-    parser.add_argument("--data-root", help="the dataset folder (overrides the config's data_root)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
-                        help="override config keys (mmengine syntax)")
     return parser
 
 
 def parse_args(argv):
     return build_parser().parse_args(argv)
-
-
-def load_examples(dataset_cfg, n):
-    """``n`` examples of the config's test set (a fixed subset, ``subset_indices``): their indices
-    in the test set, the images and the labels."""
-    if n is not None and n < 1:
-        raise NatError("--n-examples must be at least 1")
-    dataset = DATASETS.build(dataset_cfg)
-    indices = subset_indices(len(dataset), n)
-    samples = [dataset[i] for i in indices]
-    return indices, torch.stack([s["inputs"] for s in samples]), torch.tensor([s["labels"] for s in samples])
-
-
-def check_spec(spec, option):
-    """A ``CONFIG:CHECKPOINT`` option value whose two files exist."""
-    config, sep, checkpoint = spec.rpartition(":")
-    if not sep or not config or not checkpoint:
-        raise NatError(f"{option} expects CONFIG:CHECKPOINT, got {spec!r}")
-    for what, path in (("config", config), ("checkpoint", checkpoint)):
-        if not os.path.isfile(path):
-            raise NatError(f"{option} {spec}: {what} file not found: {path}")
-    return spec
-
-
-def load_surrogate(spec, data_root, option="--surrogate"):
-    """``CONFIG:CHECKPOINT`` -> the [0, 1]-input classifier of that config with those weights."""
-    config, _, checkpoint = check_spec(spec, option).rpartition(":")
-    return classifier_from_config(load_cls_config(config, data_root=data_root).model, checkpoint)
-
-
-def model_selection(checkpoint):
-    """How the trainer chose this checkpoint ('validation (n=...)' or 'test-selected'), as recorded
-    in its meta; a file from elsewhere did not record it."""
-    meta = safe_load(checkpoint).get("meta") or {}
-    return meta.get("model_selection", "not recorded (not a nat_tasks trainer checkpoint)")
-
-
-def results_table(results):
-    rows = [dict(r, interval=f"[{r['low']:.1f}, {r['high']:.1f}]") for r in results]
-    return markdown_table(rows, [("attack", "attack"), ("accuracy", "accuracy (%)"), ("interval", "95 % CI"),
-                                 ("n", "n"), ("settings", "settings")])
-
-
-def needs(attacks, entry):
-    """Whether one of the named attacks takes ``entry`` (e.g. 'adversary', 'surrogate') from the run."""
-    return any(entry in inspect.signature(ATTACKS.match(name)[0]).parameters for name in attacks)
-
-
-def threat_model(args, cfg):
-    """``--threat linf`` (``--eps``/``--alpha`` or the config's val_attack) or ``--threat l0 --k K``."""
-    if args.threat not in ("linf", "l0"):
-        raise NatError(f"--threat {args.threat!r}: expected linf or l0")
-    if args.threat == "l0":
-        if args.k is None:
-            raise NatError("--threat l0 needs --k (the budget in pixel locations, e.g. 20 on CIFAR)")
-        if args.eps is not None or args.alpha is not None:
-            raise NatError("--eps/--alpha set the Linf threat model; under --threat l0 the budget is --k")
-        if args.checklist:
-            raise NatError("--checklist checks the Linf threat model; run it without --threat l0")
-        return SparseThreat(k=args.k)
-    if args.k is not None:
-        raise NatError("--k is the l0 budget: add --threat l0")
-    val_attack = cfg.model.get("val_attack", {})
-    eps = args.eps if args.eps is not None else val_attack.get("eps")
-    alpha = args.alpha if args.alpha is not None else val_attack.get("alpha")
-    if eps is None or alpha is None:
-        raise NatError("no threat model: pass --eps and --alpha (the config has no model.val_attack)")
-    return ThreatModel(eps=float(eps), alpha=float(alpha))
-
-
-def threat_record(threat):
-    if threat.norm == "L0":
-        return dict(norm="L0", k=threat.k)
-    return dict(norm=threat.norm, eps=threat.eps, alpha=threat.alpha)
-
-
-def state_identity(args, attacks, x, y, nasty, surrogates):
-    """What, besides the attacks and their settings, makes a saved evaluation this one: the
-    checkpoint (path and content), the examples, and the other models' weights the attacks use."""
-    identity = dict(checkpoint=os.path.abspath(args.checkpoint), checkpoint_sha256=file_sha256(args.checkpoint),
-                    examples_sha256=examples_sha256(x, y),
-                    surrogates={spec: file_sha256(spec.rpartition(":")[2]) for spec in surrogates})
-    if needs(attacks, "adversary"):
-        identity["adversary_sha256"] = [file_sha256(m["checkpoint"]) for m in nasty.members]
-    return identity
-
-
-def worst_case(state):
-    """Robust under every attack of the run, per example (the report's last line)."""
-    flags = state.robust_all()
-    low, high = bootstrap_interval(flags)
-    return dict(accuracy=100.0 * sum(flags) / len(flags), low=100.0 * low, high=100.0 * high, correct=sum(flags),
-                n=len(flags), flags=flags)
 
 
 @tool_main
@@ -247,8 +131,7 @@ def run(args, cfg, specs):
         raise NatError("no attack to run: name some with --attacks (e.g. clean,pgd20,aa) or --transfer-from")
     model = classifier_from_config(cfg.model, args.checkpoint)
     n_examples = args.n_examples if args.n_examples is not None or not args.checklist else 500
-    indices, x, y = load_examples(cfg.test_dataloader.dataset if cfg.get("test_dataloader")
-                                  else cfg.val_dataloader.dataset, n_examples)
+    indices, x, y, _ = load_examples(cfg, n_examples)
     if threat.norm == "L0" and threat.k > x.shape[-2] * x.shape[-1]:
         raise NatError(f"--k {threat.k} is more than the {x.shape[-2]}x{x.shape[-1]} = "
                        f"{x.shape[-2] * x.shape[-1]} pixel locations of these images")
@@ -257,15 +140,17 @@ def run(args, cfg, specs):
     state = None
     if not args.checklist:
         settings = evaluation_settings(built, threat, n_examples=len(x), batch_size=args.batch_size, seed=args.seed,
-                                       **state_identity(args, attacks, x, y, nasty,
+                                       **state_identity(args.checkpoint, attacks, x, y, nasty,
                                                        [s for s in (args.surrogate, *specs) if s]))
         state = open_state(out + ".state.json", settings, resume=args.resume, writer=rank == 0)
     processes = f", {world} processes" if world > 1 else ""
     log(f"evaluating {args.checkpoint} on {len(x)} test examples, {threat.describe()}, seed {args.seed}, "
         f"{device}{processes}")
     common = dict(run_settings, batch_size=args.batch_size, progress=rank == 0, log=log)
-    selection = model_selection(args.checkpoint)
+    selection, health = model_selection(args.checkpoint)
     log(f"model selection of this checkpoint: {selection}")
+    if health:
+        log(f"warning: the trainer saved this checkpoint {health}")
     report = dict(config=args.config, checkpoint=args.checkpoint, model_selection=selection, n_examples=len(x),
                   seed=args.seed, device=str(device), threat=threat_record(threat), surrogate=args.surrogate,
                   transfer_from=specs, examples=indices)
@@ -276,16 +161,29 @@ def run(args, cfg, specs):
         report.update(results=results, checks=[c.as_dict() for c in checks])
         table = results_table(results) + "\n" + checks_markdown(checks)
     else:
-        results = evaluate(model, x, y, built, threat, state=state, **common)
-        worst = worst_case(state)
+        with on_fault(os.path.dirname(out), lambda: written_so_far(out, state, finished=False)):
+            results = evaluate(model, x, y, built, threat, state=state, **common)
+        worst = worst_case(results)
         report.update(results=results, worst_case=worst, state=out + ".state.json")
         table = results_table(results) + (
             f"\nRobust under every attack above: {worst['accuracy']:.2f} % [{worst['low']:.1f}, {worst['high']:.1f}] "
             f"({worst['correct']}/{worst['n']}). Per example (test-set indices in `examples`): "
             f"`results[].flags` and `worst_case.flags` in {os.path.basename(out)}.json\n")
+    log("\n" + table)  # before writing: a full disk cannot hide the numbers
     if rank == 0:
-        write_results(out, report, f"# {args.checkpoint}\n\nModel selection: {selection}.\n\n{table}")
-    log("\n" + table + f"\nWrote {out}.json and .md")
+        with on_fault(os.path.dirname(out), lambda: written_so_far(out, state, finished=True)):
+            write_results(out, report, f"# {args.checkpoint}\n\nModel selection: {selection}.\n\n{table}")
+    log(f"Wrote {out}.json and .md")
+
+
+def written_so_far(out, state, finished):
+    """(what is intact, how to continue) when a write of the evaluation fails (``on_fault``)."""
+    if state is None:
+        return "the checklist's results are printed above", "rerun the same command"
+    if finished:
+        return (f"the table is printed above and the evaluation state {out}.state.json is complete",
+                "rerun the same command with --resume to rebuild the report (no attack runs again)")
+    return f"the evaluation state {out}.state.json holds every batch finished so far", "rerun with --resume"
 
 
 if __name__ == "__main__":

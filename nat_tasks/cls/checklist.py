@@ -27,27 +27,29 @@ WEAKER_WHITE_BOX = ("pgd20", "pgd100", "pgd20x5", "cw20")
 
 def gradient_masking_checklist(model, x, y, threat, *, surrogate=None, square_queries=5000, strongest="aa",
                                gap_threshold=sanity.DEFAULT_GAP, tolerance=sanity.DEFAULT_TOLERANCE,
-                               log=print, **evaluate_kwargs):
-    """``(results, checks)``: every attack's result (with its ``eps``) and the list of ``Check``s.
+                               log=print, run=None, **evaluate_kwargs):
+    """``(results, checks)``: every attack's result (with its ``eps``) and the list of ``Check`` objects.
 
     ``strongest``: the attack every other one is compared with (standard AutoAttack; a cheaper one,
     e.g. ``apgd-ce-20``, only for quick looks). ``evaluate_kwargs`` go to ``evaluate`` (batch_size,
-    seed, device, num_classes, progress).
+    seed, device, num_classes, progress). ``run(attacks, threat)``: the results of ``attacks`` on
+    these examples (default: ``evaluate``; the report keeps each attack's results on disk, see
+    ``attack_cache``).
     """
-    square = "square" if square_queries == 5000 else f"square{int(square_queries)}"
-    white_box = (*WEAKER_WHITE_BOX, strongest)
-    attacks = ["clean", *white_box, square] + (["transfer-pgd20", "transfer-cw20"] if surrogate is not None else [])
-    results = _at_eps(evaluate(model, x, y, attacks, threat, surrogate=surrogate, log=log, **evaluate_kwargs),
-                      threat.eps)
+    if run is None:
+        def run(attacks, threat):
+            return evaluate(model, x, y, attacks, threat, surrogate=surrogate, log=log, **evaluate_kwargs)
+    square, white_box = _square(square_queries), (*WEAKER_WHITE_BOX, strongest)
+    results = _at_eps(run(checklist_attacks(strongest, square_queries, surrogate is not None), threat), threat.eps)
     sweep = {threat.eps: _accuracy(results, "pgd20")}
     for factor in EPS_FACTORS:
         scaled = replace(threat, eps=min(1.0, factor * threat.eps), alpha=min(1.0, factor * threat.alpha))
         if scaled.eps in sweep:
             continue
-        run = _at_eps(evaluate(model, x, y, ["pgd20"], scaled, log=log, **evaluate_kwargs), scaled.eps)
-        results += run
-        sweep[scaled.eps] = run[0]["accuracy"]
-    unbounded = _at_eps(evaluate(model, x, y, ["pgd100"], UNBOUNDED, log=log, **evaluate_kwargs), UNBOUNDED.eps)
+        scaled_results = _at_eps(run(["pgd20"], scaled), scaled.eps)
+        results += scaled_results
+        sweep[scaled.eps] = scaled_results[0]["accuracy"]
+    unbounded = _at_eps(run(["pgd100"], UNBOUNDED), UNBOUNDED.eps)
     results += unbounded
 
     acc = {r["attack"]: r["accuracy"] for r in results if r["eps"] == threat.eps}
@@ -65,6 +67,17 @@ def gradient_masking_checklist(model, x, y, threat, *, surrogate=None, square_qu
         sanity.gap_within("pgd20", acc["pgd20"], strongest, acc[strongest], gap_threshold),
     ]
     return results, checks
+
+
+def checklist_attacks(strongest="aa", square_queries=5000, transfer=False):
+    """The attacks the checklist runs at the threat model's budget: clean, the white-box ones (the
+    ``strongest`` last), Square and, with a surrogate (``transfer``), PGD-20 / CW-20 crafted on it."""
+    return ["clean", *WEAKER_WHITE_BOX, strongest, _square(square_queries)] + (
+        ["transfer-pgd20", "transfer-cw20"] if transfer else [])
+
+
+def _square(queries):
+    return "square" if queries == 5000 else f"square{int(queries)}"
 
 
 def _at_eps(results, eps):

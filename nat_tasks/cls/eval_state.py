@@ -96,26 +96,26 @@ class EvalState:
         return state
 
 
-def open_state(path, settings, *, resume, writer=True):
+def open_state(path, settings, *, resume, writer=True, log=print):
     """The state of the evaluation ``settings`` describes, at ``path``.
 
     Without ``resume`` a run starts afresh, unless ``path`` holds an unfinished evaluation (one line:
     add --resume, or delete it). With ``resume`` it continues the saved state, which must have
     been made with the same settings (one line naming the difference), or starts afresh when
     there is none. Under torchrun rank 0 reads the file and every process gets the same state;
-    only the ``writer`` (rank 0) will write it.
+    only the ``writer`` (rank 0) will write it. ``log`` gets the notes on what is continued.
     """
-    saved = _from_rank0(lambda: _read(path, _plain(settings), resume))
+    saved = _from_rank0(lambda: _read(path, _plain(settings), resume, log))
     if isinstance(saved, NatError):
         raise saved
     target = path if writer else None
     return EvalState(settings, target) if saved is None else EvalState.from_dict(saved, target)
 
 
-def _read(path, settings, resume):
+def _read(path, settings, resume, log):
     if not os.path.exists(path):
         if resume:
-            print(f"--resume: no evaluation state at {path}, starting afresh")
+            log(f"--resume: no evaluation state at {path}, starting afresh")
         return None
     try:
         with open(path) as f:
@@ -133,7 +133,7 @@ def _read(path, settings, resume):
         return NatError(f"--resume: {path} was made with other settings ({_difference(saved_settings, settings)}); "
                         "run with those, or delete it to start afresh")
     done = sum(flags.count(None) == 0 for flags in saved["flags"].values())
-    print(f"--resume: continuing {path} ({done} of {len(saved['flags'])} attacks complete)")
+    log(f"--resume: continuing {path} ({done} of {len(saved['flags'])} attacks complete)")
     return saved
 
 

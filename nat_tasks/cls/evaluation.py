@@ -21,6 +21,7 @@ from nat_tasks.core.attack_registry import Attack
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sparse import check_l0
 from nat_tasks.core.stats import bootstrap_interval
+from nat_tasks.runtime.results import markdown_table
 from nat_tasks.runtime.seeding import batch_seed
 
 from .attacks import REGISTRY, check_threat
@@ -156,6 +157,22 @@ def _result(attack, flags, settings, seconds):
 def _log_line(result):
     return (f"{result['attack']:>14}: {result['accuracy']:6.2f}% [{result['low']:.1f}, {result['high']:.1f}] "
             f"({result['correct']}/{result['n']})  [{result['settings']}]")
+
+
+def worst_case(results):
+    """Robust under every attack of ``results`` (``evaluate``'s, on the same examples), per example,
+    with its accuracy and 95 % interval: the report's last line."""
+    flags = [all(column) for column in zip(*(r["flags"] for r in results))]
+    low, high = bootstrap_interval(flags)
+    return dict(accuracy=100.0 * sum(flags) / len(flags), low=100.0 * low, high=100.0 * high, correct=sum(flags),
+                n=len(flags), flags=flags)
+
+
+def results_table(results):
+    """``evaluate``'s results as a Markdown table (accuracy, 95 % interval, n, settings)."""
+    rows = [dict(r, interval=f"[{r['low']:.1f}, {r['high']:.1f}]") for r in results]
+    return markdown_table(rows, [("attack", "attack"), ("accuracy", "accuracy (%)"), ("interval", "95 % CI"),
+                                 ("n", "n"), ("settings", "settings")])
 
 
 def subset_indices(size, n, seed=0):
