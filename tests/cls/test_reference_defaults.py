@@ -319,7 +319,8 @@ def test_trades_awp_config_warms_up_as_many_epochs_as_the_reference():
 
 @pytest.mark.parametrize("cfg,message", [
     (dict(type="pgd_at", attack_mode="test"), "method pgd_at: attack_mode='test'; expected one of train, eval"),
-    (dict(type="trades", attack_init="zero"), "method trades: attack_init='zero'; expected one of uniform, normal, none"),
+    (dict(type="trades", attack_init="zero"),
+     "method trades: attack_init='zero'; expected one of uniform, normal, none"),
 ])
 def test_bad_switches_are_one_line(cfg, message):
     from nat_tasks.core.errors import NatError

@@ -125,10 +125,10 @@ def spgd(model, x, y, *, k, steps, projected=False, alpha=ALPHA, beta=BETA, pati
     stuck = torch.zeros(len(idx), dtype=torch.long, device=x.device)
     bar = tqdm(total=steps, desc=f"sPGD-{'proj' if projected else 'unproj'}", disable=not progress, leave=False)
     with eval_mode(model):
+        mask = topk_mask(m, k)
         for t in range(steps + 1):
             if len(idx) == 0:
                 break
-            mask = topk_mask(m, k)
             x_adv = (xa + p * mask).clamp(0.0, 1.0)
             logits, losses, g = _input_gradient(model, x_adv, ya, loss_fn, backward=t < steps)
             wrong = logits.argmax(dim=1) != ya
@@ -142,19 +142,23 @@ def spgd(model, x, y, *, k, steps, projected=False, alpha=ALPHA, beta=BETA, pati
             grad_p, grad_m = spgd_gradients(g, p, m, mask, projected)
             p = update_magnitude(p, grad_p, xa, alpha * eps, eps)
             m = update_mask(m, grad_m, beta)
+            next_mask = topk_mask(m, k)  # the next iteration's mask (and the patience test's)
             if patience:
-                unchanged = (topk_mask(m, k) == mask).flatten(1).all(dim=1)
+                unchanged = (next_mask == mask).flatten(1).all(dim=1)
                 stuck = torch.where(unchanged, stuck + 1, torch.zeros_like(stuck))
                 redraw = stuck >= patience
                 if bool(redraw.any()):  # a fresh N(0, 1) per iteration for the whole batch, rows picked
                     fresh = torch.randn((batch, 1, *x.shape[2:]), device=x.device, dtype=x.dtype,
                                         generator=generator(x.device, seed + 1 + t))[idx]
                     m = torch.where(redraw.view(-1, 1, 1, 1), fresh, m)
+                    next_mask = topk_mask(m, k)
                     stuck[redraw] = 0
                     redraws[idx[redraw]] += 1
+            mask = next_mask
             keep = ~wrong
             if early_stop and not bool(keep.all()):
-                idx, xa, ya, p, m, stuck = idx[keep], xa[keep], ya[keep], p[keep], m[keep], stuck[keep]
+                idx, xa, ya, p, m, mask = idx[keep], xa[keep], ya[keep], p[keep], m[keep], mask[keep]
+                stuck = stuck[keep]
             bar.update(1)
     bar.close()
     check_l0(x_best, x, k)
