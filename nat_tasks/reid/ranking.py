@@ -13,7 +13,8 @@ resample); ``chance_scores`` is the expected mAP / Rank-1 of a random ranking (`
 
 How, exactly and in bounded memory: faiss' exhaustive ``IndexFlatL2`` search (a range search
 with an infinite radius: every gallery entry with its distance, in gallery order, no sorting)
-runs on chunks of queries. Sorting each query's 15913 distances is what makes a full ranking
+runs on chunks of queries; its distances are read straight into one reused float32 buffer
+(``_exhaustive_distances``). Sorting each query's 15913 distances is what makes a full ranking
 slow; AP and CMC only need the positions of the query's correct matches, which are counts: the
 entries ordered before a match are those with a smaller distance, or the same distance and a
 smaller gallery index (faiss' order of exact ties), minus the removed same-camera entries.
@@ -144,12 +145,11 @@ def query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
     index.add(gf)
     valid, first_hit, ap = [], [], []  # valid queries only, in query order (as torchreid appends)
     chunk = max(1, CHUNK_ELEMENTS // num_g)
+    buffer = np.empty((min(chunk, num_q), num_g), dtype=np.float32)
     for start in range(0, num_q, chunk):
-        queries = np.arange(start, min(start + chunk, num_q))
-        lims, dist, ids = index.range_search(qf[queries], np.inf)
-        distances = np.empty((len(queries), num_g), dtype=np.float32)
-        distances[np.repeat(np.arange(len(queries)), np.diff(lims).astype(np.int64)), ids] = dist
-        for row, q in enumerate(queries):
+        stop = min(start + chunk, num_q)
+        distances = _exhaustive_distances(index, qf[start:stop], buffer[:stop - start])
+        for row, q in enumerate(range(start, stop)):
             if protocol[q] is None:
                 continue  # the identity is not in the gallery under another camera: skipped
             matches, removed = protocol[q]
@@ -179,6 +179,26 @@ def chance_scores(q_pids, g_pids, q_camids, g_camids):
         ap.append(1.0 if n == 1 else (harmonic + (r - 1) * (n - harmonic) / (n - 1)) / n)
         hit.append(r / n)
     return float(np.mean(ap)), float(np.mean(hit))
+
+
+def _exhaustive_distances(index, queries, out):
+    """``out[i, j]``: the squared distance of query ``i`` to gallery entry ``j`` from ``index``'s
+    range search with an infinite radius, read from faiss' result without the copies of its Python
+    wrapper (which returns ids too, for a scatter)."""
+    num_q, num_g = out.shape
+    result = faiss.RangeSearchResult(num_q)
+    index.range_search_c(num_q, faiss.swig_ptr(queries), float("inf"), result)
+    lims = faiss.rev_swig_ptr(result.lims, num_q + 1)
+    if lims[-1] != num_q * num_g:
+        raise NatError(f"faiss returned {int(lims[-1])} of {num_q * num_g} distances: are the "
+                       "features finite?")
+    dist = faiss.rev_swig_ptr(result.distances, num_q * num_g).reshape(num_q, num_g)
+    ids = faiss.rev_swig_ptr(result.labels, num_q * num_g).reshape(num_q, num_g)
+    if (ids == np.arange(num_g)).all():  # in gallery order: one copy
+        out[...] = dist
+    else:
+        out[np.arange(num_q)[:, None], ids] = dist
+    return out
 
 
 def _first_hit_and_ap(row, matches, removed, num_kept):
