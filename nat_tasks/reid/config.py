@@ -22,6 +22,7 @@ import os.path as osp
 
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import load_config
+from nat_tasks.runtime.config import check_override_keys
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), "configs",
                       "reid")
@@ -43,6 +44,7 @@ def reid_config(path, shortcuts=None, cfg_options=None, work_dir=None):
     shortcuts = {key: value for key, value in (shortcuts or {}).items()
                  if not any(key.startswith(part + ".") and not _has(cfg, part)
                             for part in OPTIONAL_PARTS)}
+    check_override_keys(cfg, cfg_options or {}, path)  # a typo is one line, before anything runs
     for options in (shortcuts, cfg_options):
         if options:
             cfg.merge_from_dict(options)
