@@ -64,6 +64,7 @@ class SafeCheckpointHook(CheckpointHook):
             backend_args = dict(ATOMIC)
         super().__init__(*args, backend_args=backend_args, **kwargs)
         self._saved_iter = None  # the iteration count of the last checkpoint written
+        self._resume_state = None  # what the checkpoint being written records (``resume_state``)
 
     # ---- start: clean what a killed run left ------------------------------------------------
 
@@ -79,7 +80,7 @@ class SafeCheckpointHook(CheckpointHook):
     def after_load_checkpoint(self, runner, checkpoint):
         if not runner._resume:  # Runner keeps the flag private
             return
-        if "optimizer" not in checkpoint:
+        if self.save_optimizer and "optimizer" not in checkpoint:
             raise NatError("--resume needs a full checkpoint (weights, optimizer, schedule, position), "
                            "but the one given holds weights only (a best_* or published checkpoint); "
                            "resume from the work dir's last_checkpoint, or start a new run from these "
@@ -87,10 +88,18 @@ class SafeCheckpointHook(CheckpointHook):
         runner.train_loop.resume_state = checkpoint.get("resume_state")
 
     def before_save_checkpoint(self, runner, checkpoint):
+        if self._resume_state is not None:  # a resumable checkpoint (``_save``), not a best one
+            checkpoint["resume_state"], self._resume_state = self._resume_state, None
+
+    @staticmethod
+    def loop_state(runner):
+        """Where the loop is in its epoch and, mid-epoch, every process's random generators (at the
+        epoch's start and now). Collective under DDP: mmengine calls ``before_save_checkpoint`` on
+        rank 0 only, so this runs before."""
         loop = runner.train_loop
         position = getattr(loop, "position", 0)
         rng = dict(epoch_start=getattr(loop, "epoch_start_rng", None), now=capture_rng()) if position else None
-        checkpoint["resume_state"] = dict(position=position, rng=gather_per_process(rng) if rng else None)
+        return dict(position=position, rng=gather_per_process(rng) if rng else None)
 
     # ---- the save order ---------------------------------------------------------------------
 
@@ -114,6 +123,7 @@ class SafeCheckpointHook(CheckpointHook):
         self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
         hub.update_info("last_ckpt", self.last_ckpt)
         hub.update_info("stop_ckpt", self.last_ckpt if stop else None)
+        self._resume_state = self.loop_state(runner)
         runner.save_checkpoint(self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
                                save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
                                backend_args=self.backend_args, **self.args)

@@ -18,9 +18,13 @@ def weights(path):
     return safe_load(path)["state_dict"]
 
 
-def test_two_cpu_processes_train_and_resume_like_one_uninterrupted_run(cifar10_root, tmp_path, torchrun):
+def test_two_cpu_processes_train_and_resume_like_one_uninterrupted_run(cifar10_root, tmp_path, torchrun, monkeypatch):
+    """The resumed run was stopped mid-epoch 2 by a SIGTERM that rank 1 alone received."""
     two_epochs = write_config(tmp_path / "two.py", data_root=str(cifar10_root), train_cfg=dict(max_epochs=2))
-    one_epoch = write_config(tmp_path / "one.py", data_root=str(cifar10_root), train_cfg=dict(max_epochs=1))
+    signalled = write_config(tmp_path / "signalled.py", data_root=str(cifar10_root), train_cfg=dict(max_epochs=2),
+                             custom_imports=dict(imports=["nat_tasks.cls", "signal_plugin"], allow_failed_imports=False),
+                             custom_hooks=[dict(type="EpochSeedHook"), dict(type="SignalAt", iteration=2, rank=1)])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH")) if p))
     log = torchrun("train_cls", two_epochs, "--work-dir", tmp_path / "straight")
     assert "Distributed training: True" in log and "'backend': 'gloo'" in log
     # Rank 0 alone writes: one run folder with one log, the last and the best checkpoint once.
@@ -29,7 +33,9 @@ def test_two_cpu_processes_train_and_resume_like_one_uninterrupted_run(cifar10_r
     assert len(runs) == 1 and [p for p in os.listdir(work_dir / runs[0]) if p.endswith(".log")] == [f"{runs[0]}.log"]
     checkpoints = sorted(p for p in os.listdir(work_dir) if p.endswith(".pth"))
     assert len(checkpoints) == 2 and checkpoints[0].startswith("best_robust_acc_epoch_") and checkpoints[1] == "epoch_2.pth"
-    torchrun("train_cls", one_epoch, "--work-dir", tmp_path / "resumed")
+    log = torchrun("train_cls", signalled, "--work-dir", tmp_path / "resumed", returncode=1)  # torchrun's own
+    assert log.count("stopped by SIGTERM in epoch 2 after iteration 1 of 2") == 1  # both ranks stopped there
+    assert log.count("exitcode  : 75") == 2
     log = torchrun("train_cls", two_epochs, "--work-dir", tmp_path / "resumed", "--resume")
     assert "Epoch(train) [2]" in log and "Epoch(train) [1]" not in log  # it did resume
     straight, resumed = weights(tmp_path / "straight" / "epoch_2.pth"), weights(tmp_path / "resumed" / "epoch_2.pth")

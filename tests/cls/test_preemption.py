@@ -14,8 +14,6 @@ import tempfile
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
 
 from nat_tasks.cls.train import build_runner, last_checkpoint, load_cls_config, train
 from nat_tasks.core.checkpoint import safe_load
@@ -23,28 +21,12 @@ from nat_tasks.core.errors import NatError
 from nat_tasks.runtime.preemption import PREEMPTED_EXIT, Preempted
 from nat_tasks.runtime.resumable import SafeCheckpointHook, make_resumable
 
+from . import signal_plugin  # noqa: F401  (registers SignalAt)
 from .train_helpers import write_cifar10, write_config
 
 PGD = dict(eps=4 / 255, alpha=2 / 255, steps=2)  # random starts: the RNG must be restored exactly
 ITERS = 4  # per epoch: 80 training images (20 held out for validation), batches of 20
 SIGNAL_AT = 5  # a global iteration index in epoch 2
-
-
-@HOOKS.register_module(force=True)
-class SignalAt(Hook):
-    """Sends this process a signal in training iteration ``iteration`` (0-based, global), or in
-    the first validation batch after it with ``validation=True``."""
-
-    def __init__(self, iteration, signum=int(signal.SIGTERM), validation=False):
-        self.iteration, self.signum, self.validation = iteration, signum, validation
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if runner.iter == self.iteration and not self.validation:
-            os.kill(os.getpid(), self.signum)
-
-    def before_val_iter(self, runner, batch_idx, data_batch=None):
-        if runner.iter == self.iteration and self.validation and batch_idx == 0:
-            os.kill(os.getpid(), self.signum)
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +79,19 @@ def test_sigterm_mid_epoch_saves_that_iteration_and_resume_is_bit_exact(straight
     assert log.count("Checkpoints will be saved to") == 2 and "resumed epoch: 1, iter: 6" in log
 
 
-def test_a_signal_during_validation_stops_after_it(cifar, tmp_path, capsys):
-    work_dir = tmp_path / "run"
-    with pytest.raises(Preempted):  # SIGINT while epoch 1 is validated: honoured after the validation
+def test_a_signal_during_validation_stops_after_it(straight, cifar, tmp_path, capsys):
+    """With checkpoints every 3 iterations (``by_epoch=False``): iter_3.pth mid-epoch 1, then a
+    SIGINT while epoch 1 is validated stops the run after the validation, and it resumes exactly."""
+    work_dir, by_iteration = tmp_path / "run", {"default_hooks.checkpoint.by_epoch": False,
+                                                "default_hooks.checkpoint.interval": 3}
+    with pytest.raises(Preempted):
         run(tmp_path, cifar, work_dir, hooks=[dict(type="SignalAt", iteration=ITERS, signum=int(signal.SIGINT),
-                                                   validation=True)])
+                                                   validation=True)], **by_iteration)
     assert "stopped by SIGINT after epoch 1" in capsys.readouterr().err
-    assert last_checkpoint(str(work_dir)).endswith("epoch_1.pth")  # the regular one is of this point
-    assert len(glob.glob(str(work_dir / "best_*.pth"))) == 1
+    assert sorted(p.name for p in work_dir.glob("*.pth")) == ["best_robust_acc_iter_4.pth", "iter_3.pth",
+                                                              "iter_4.pth"]
+    run(tmp_path, cifar, work_dir, resume=True, **by_iteration)
+    assert_same_weights(os.path.join(straight, "epoch_2.pth"), work_dir / f"iter_{2 * ITERS}.pth")
 
 
 class Faults:
