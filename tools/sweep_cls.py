@@ -17,6 +17,7 @@ Grid values are comma-separated and parse like --cfg-options values (list values
 import sys
 
 from nat_tasks.cls.sweep import parse_grid, print_commands, run_sweep
+from nat_tasks.core.errors import on_fault
 from nat_tasks.runtime import tool_main, tool_parser
 
 
@@ -68,7 +69,10 @@ def main(argv=None):
     if args.print_commands:
         print_commands(args.config, parse_grid(args.grid), **settings)
     else:
-        run_sweep(args.config, parse_grid(args.grid), collect_only=args.collect_only, **settings)
+        with on_fault(args.work_dir or "work_dirs", lambda: (
+                "every finished run's checkpoints are intact", "rerun the same command (finished runs are "
+                "reused, interrupted ones resumed)")):
+            run_sweep(args.config, parse_grid(args.grid), collect_only=args.collect_only, **settings)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ Large inputs keep the ImageNet stems (torchvision's networks; VGG-11 stays the C
 from torch import nn
 from torchvision import models as tv
 
-from nat_tasks.core.errors import NatError
+from nat_tasks.core.errors import NatError, check_number
 from nat_tasks.core.pixel import Normalize
 
 SMALL_INPUT = 64  # at or below this side length, ImageNet stems would shrink the image too early
@@ -242,6 +242,9 @@ def build_classifier(name, num_classes, *, in_channels=3, image_size=32, mean=No
     ``mean``/``std``: the data set's per-channel constants (e.g. ``CIFAR10.mean``); ``None`` means
     no normalisation (mean 0, std 1). A RobustBench name ignores them: such models normalise inside.
     """
+    if not isinstance(name, str):
+        raise NatError(f"model.arch must be a classifier name, got {name!r}")
+    num_classes = check_number(num_classes, "model.num_classes", integer=True, low=2)
     if name.startswith(ZOO_PREFIX):
         from .robustbench_models import build_zoo_classifier  # deferred: imports robustbench and timm
         return build_zoo_classifier(name[len(ZOO_PREFIX):], num_classes, in_channels, image_size)

@@ -38,9 +38,11 @@ def _atomic_write(path, mode, write):
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
         os.replace(tmp, path)
         _fsync_folder(folder)  # the rename itself survives a power cut
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # a failed write names no file: say which
+            err.filename = path
         raise
 
 

@@ -13,6 +13,8 @@ What is intact and how to continue depend on what the command was doing: a block
 import contextlib
 import errno
 import functools
+import math
+import numbers
 import os
 import sys
 
@@ -70,8 +72,16 @@ def cli_entry(main):
 
 
 def _exit_with(line):
+    _close_progress_bars()
     print(f"error: {line}", file=sys.stderr)
     sys.exit(2)
+
+
+def _close_progress_bars():
+    """A live tqdm bar leaves the cursor mid-line: close it, so the error starts a line of its own."""
+    bars = getattr(getattr(sys.modules.get("tqdm"), "tqdm", None), "_instances", None)
+    for bar in list(bars or ()):
+        bar.close()
 
 
 def one_line(message):
@@ -157,3 +167,18 @@ def check_eps(eps, upper=1.0, what="eps"):
     if not 0.0 <= eps <= upper:
         raise NatError(f"{what}={eps} is outside [0, {upper}] (budgets are in pixel units)")
     return eps
+
+
+def check_number(value, what, *, integer=False, low=None, low_inclusive=True):
+    """A config value that must be a finite number (an integer with ``integer``), at least ``low``
+    (above it with ``low_inclusive=False``); returned as float/int, else one NatError line."""
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (integer and not isinstance(
+            value, numbers.Integral)):
+        raise NatError(f"{what} must be {kind}, got {value!r}")
+    if not math.isfinite(value):
+        raise NatError(f"{what} must be finite, got {value!r}")
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        bound = f"at least {low}" if low_inclusive else "positive" if low == 0 else f"greater than {low}"
+        raise NatError(f"{what} must be {bound}, got {value!r}")
+    return int(value) if integer else float(value)

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from .adversary import check_precision, random_init_seed
-from .errors import NatError
+from .errors import NatError, check_number
 from .nasty import DEFAULT_TAU, DEFAULT_WEIGHT, NastyLoss
 
 LOSS_KEYS = ("weight", "tau", "scale_by_tau2")
@@ -63,10 +63,8 @@ def parse_nasty(section, *, member_keys=(), task_keys=(), where="model.nasty"):
                        + "".join(f"{k}=..., " for k in member_keys) + "precision=None)")
     members, precision = parse_members(section["adversary"], member_keys, f"{where}.adversary")
     options = {key: section.get(key, default) for key, default in dict(task_keys).items()}
-    tau = float(section.get("tau", DEFAULT_TAU))
-    if tau <= 0:
-        raise NatError(f"{where}.tau must be positive, got {tau}")
-    return NastySpec(weight=float(section.get("weight", DEFAULT_WEIGHT)), tau=tau,
+    tau = check_number(section.get("tau", DEFAULT_TAU), f"{where}.tau", low=0, low_inclusive=False)
+    return NastySpec(weight=check_number(section.get("weight", DEFAULT_WEIGHT), f"{where}.weight"), tau=tau,
                      scale_by_tau2=bool(section.get("scale_by_tau2", True)), members=members,
                      precision=precision, options=options)
 
@@ -95,7 +93,9 @@ def parse_members(spec, member_keys, where):
             raise NatError(f"{where} is missing {', '.join(missing)}")
         precisions.add(check_precision(entry.pop("precision", None)))
         paths = entry.pop("checkpoint")
-        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+        if not isinstance(paths, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in paths):
+            raise NatError(f"{where}.checkpoint must be a path or a list of paths, got {paths!r}")
         members += [dict(entry, checkpoint=os.fspath(path), trained_by=entry.get("trained_by"))
                     for path in paths]
     for member in members:

@@ -19,6 +19,7 @@ from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import console, resolve_device, seed_everything
 from nat_tasks.runtime.amp import amp_dtype
 from nat_tasks.runtime.distributed import check_launch, process_group
+from nat_tasks.runtime.faults import training_faults
 
 from .adversary import build_nat_adversary, counterpart_config, nasty_spec, needs_counterpart
 from .attacks import REGISTRY
@@ -34,7 +35,7 @@ def train(cfg):
     ``cfg.launcher``; return its final checkpoint path."""
     launcher = cfg.get("launcher", "none")
     check_launch(launcher, cfg.device)
-    with process_group(launcher), quiet_unless_main():
+    with process_group(launcher), quiet_unless_main(), training_faults(cfg.work_dir):  # a full disk, a dead peer
         return _train(cfg)
 
 

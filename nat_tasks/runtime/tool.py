@@ -48,12 +48,27 @@ def add_verbose(parser):
                         "log lines on the console (the run's log file always has them)")
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """A usage mistake is one line and exit status 2, like every other error (argparse would print
+    the whole usage block first)."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        try:
+            return super().parse_known_args(args, namespace)
+        except (AssertionError, ValueError) as err:  # mmengine's DictAction on a malformed KEY=VALUE
+            self.error(f"cannot parse {err}: expected KEY=VALUE (mmengine's --cfg-options syntax)")
+
+
 def tool_parser(name, description, epilog=None):
     """The ``argparse`` parser of ``tools/<name>.py``: ``prog`` is the command users type,
     ``description`` says what runs and where its data goes, ``epilog`` may list example lines
     (kept as written)."""
-    parser = argparse.ArgumentParser(prog=f"python tools/{name}.py", description=description, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _OneLineErrors(prog=f"python tools/{name}.py", description=description, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_verbose(parser)
     return parser
 
