@@ -8,7 +8,6 @@ import pickle
 import shutil
 
 import pytest
-import torch
 
 from nat_tasks.cls import load_cls_config, train
 from nat_tasks.cls.data import CIFAR10, ImageNet100
@@ -18,15 +17,13 @@ from .train_helpers import write_cifar10, write_config
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, small_cnn_file):
+    """Tiny CIFAR-10 data, a NAT config with model.nasty.weight=1e6 and a PGD-AT config."""
     tmp = tmp_path_factory.mktemp("faults")
     data = write_cifar10(str(tmp / "data"))
-    torch.manual_seed(0)
-    from nat_tasks.cls.architectures import build_classifier
-    torch.save(build_classifier("small_cnn", 10).state_dict(), tmp / "adversary.pth")
+    adversary = dict(arch="small_cnn", checkpoint=str(small_cnn_file))
     nat = write_config(tmp / "nat.py", base="cifar10_preact18_nat.py", data_root=data, train_cfg=dict(max_epochs=3),
-                       model=dict(method=dict(steps=1), nasty=dict(weight=1e6, adversary=dict(
-                           arch="small_cnn", checkpoint=str(tmp / "adversary.pth")))))
+                       model=dict(method=dict(steps=1), nasty=dict(weight=1e6, adversary=adversary)))
     pgd_at = write_config(tmp / "pgdat.py", data_root=data, model=dict(method=dict(steps=1)))
     return tmp, data, nat, pgd_at
 
