@@ -24,6 +24,8 @@ myst_heading_anchors = 3  # [text](page.md#a-section-title) links are checked li
 myst_enable_extensions = ["colon_fence"]
 suppress_warnings = []
 
+smartquotes = False  # keep "--option" and quotes as typed (a CLI's text must be copyable)
+
 html_theme = "furo"
 html_title = "nat_tasks"
 html_favicon = "_static/favicon.svg"
@@ -60,5 +62,18 @@ def _end_lists(app, what, name, obj, options, lines):
     lines[:] = out
 
 
+def _public_name(app, env, node, contnode):
+    """``nat_tasks.core.attack_registry.Attack`` (where a class is defined, as a base class names
+    it) -> ``nat_tasks.core.Attack`` (where the API page documents it), if it is documented there."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("nat_tasks."):
+        return None
+    parts = target.split(".")
+    public = ".".join(parts[:2] + parts[-1:])
+    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, node["reftype"], public, node,
+                                             contnode)
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _end_lists)
+    app.connect("missing-reference", _public_name)

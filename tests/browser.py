@@ -24,10 +24,11 @@ class PageResult:
     text: str = ""  # document.body.innerText
 
 
-def _missing(reason):
+def unavailable(reason):
+    """A test tool is missing: skip the calling test, or fail it in CI (env CI set)."""
     if os.environ.get("CI"):
-        pytest.fail(f"headless browser unavailable in CI: {reason}")
-    pytest.skip(f"headless browser unavailable: {reason}")
+        pytest.fail(f"unavailable in CI: {reason}")
+    pytest.skip(f"unavailable: {reason}")
 
 
 def open_page(url: str, timeout: float = 60) -> PageResult:
@@ -38,11 +39,11 @@ def open_page(url: str, timeout: float = 60) -> PageResult:
 def open_pages(urls, timeout: float = 60):
     """``open_page`` for several URLs in one browser (starting chromium is the slow part)."""
     if not os.path.exists(CHROMIUM):
-        _missing(f"{CHROMIUM} not found (apt-get install chromium)")
+        unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("the playwright package is not installed (pip install -r requirements-docs.txt)")
+        unavailable("the playwright package is not installed (pip install -r requirements-docs.txt)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:

@@ -30,7 +30,7 @@ examples:
 
 def build_parser():
     parser = tool_parser("train", DESCRIPTION, EXAMPLES)
-    parser.add_argument("config", help="train config file path (mmdet format, e.g. configs/det/*.py)")
+    parser.add_argument("config", help="train config file path (mmdet format, e.g. a file of configs/det/)")
     parser.add_argument("--work-dir", help="the dir to save logs and models")
     parser.add_argument("--amp", action="store_true",
                         help="mixed-precision training: the forward pass (MTD's attack included) under "
