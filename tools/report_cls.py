@@ -2,6 +2,7 @@
 import os
 import shlex
 import sys
+import time
 
 from nat_tasks.cls import classifier_from_config, load_cls_config
 from nat_tasks.cls.analysis import FIGURES, parse_figures
@@ -56,6 +57,7 @@ def build_parser():
 
 @tool_main
 def main(argv=None):
+    start = time.perf_counter()
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     models = model_list(args.pairs, args.labels)
@@ -79,7 +81,7 @@ def main(argv=None):
                                     else None)
     command = shlex.join(["python", "tools/report_cls.py", *map(str, argv)])
     page = build_report(sections, settings, args.out, analysis=analysis, title=args.title, command=command)
-    print(f"Wrote {page} (and report.md, report.json)")
+    print(f"Wrote {page} (and report.md, report.json; {time.perf_counter() - start:.0f} s)")
 
 
 def report_settings(args, cfgs):

@@ -41,7 +41,9 @@ from nat_tasks.runtime import default_device, markdown_table, select_runner_devi
 from .analysis import analyze_models, plot_sparsity, sorted_mean_probabilities
 from .architectures import build_classifier
 from .attacks import REGISTRY, ThreatModel
+from .attack_cache import evaluate_each
 from .data import EmbeddedMNIST
+from .demo_report import attack_states, demo_report
 from .evaluation import evaluate, subset_indices
 from .nasty_section import nasty_spec
 from .train import last_checkpoint, load_cls_config, train
@@ -100,6 +102,8 @@ class DemoSettings(DemoOptions):
     seeds: int = 1               # independent runs (adversary included): mean ± std over seeds
     analysis_examples: int = 200  # held-out digits for the analysis figures of the first seed (0: none)
     analysis_umap_points: int = 500  # of those, at most this many in the UMAP figure
+    report: int = 1              # the robustness report page of the first seed's models (0: none)
+    report_square_queries: int = 5000  # Square's budget in the report's gradient-masking checklist
 
     def check(self):
         if self.analysis_examples < 0 or self.analysis_umap_points < 4:
@@ -155,7 +159,8 @@ def _evaluate_seed(checkpoints, x, y, aa_index, threat, s, device, log):
         model = load_classifier_weights(build_classifier("small_cnn", **info), checkpoints[key]).to(device).eval()
         log(f"== evaluating {label} ({checkpoints[key]})")
         results = evaluate(model, x, y, ["clean", "pgd20"], threat, seed=s.seed, log=log)
-        results += evaluate(model, x[aa_index], y[aa_index], [s.autoattack], threat, seed=s.seed, log=log)
+        results += evaluate_each(model, x[aa_index], y[aa_index], [s.autoattack], threat,  # kept for the report
+                                 attack_states(checkpoints[key]), checkpoint=checkpoints[key], seed=s.seed, log=log)
         flags = dict(zip(METRICS, (r["flags"] for r in results)))
         runs[key] = dict(checkpoint=checkpoints[key], flags=flags,
                          curve=sorted_mean_probabilities(model, x).tolist(),
@@ -269,6 +274,8 @@ def run_demo(work_dir="work_dirs/demo", device=None, options=None, log=print):
         f"({summary['seconds']['total']:.0f} s)")
     if s.analysis_examples:
         _analyse(runs_by_seed[0], s, device_name, os.path.join(work_dir, "analysis"), log)
+    if s.report:
+        log(f"Robustness report of the seed-{s.seed} models: {demo_report(work_dir, runs_by_seed[0], s, device_name)}")
     return summary
 
 

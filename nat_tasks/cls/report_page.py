@@ -182,8 +182,8 @@ code { font-size: 0.9em; }
 {% for row in scalar_rows %}<tr>{% for key, header in scalar_columns %}<td>{{ row[key] }}</td>{% endfor %}</tr>
 {% endfor %}</table>
 {% for figure in figures %}<figure id="figure-{{ figure.name }}">
-<img src="{{ figure.uri }}" alt="{{ figure.name }} figure">
-<figcaption>{{ figure.caption }}</figcaption>
+<figcaption>{{ figure.name }} (its definition is drawn under it)</figcaption>
+<img src="{{ figure.uri }}" alt="{{ figure.caption }}">
 </figure>
 {% endfor %}{% endif %}
 <hr>

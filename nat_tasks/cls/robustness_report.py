@@ -163,9 +163,11 @@ def analysis_section(models, x, y, settings, out, *, class_names=None, log=print
     if saved is not None and _read_json(identity_path) == identity:
         log(f"analysis figures: read back from {out}")
         return saved
+    if os.path.exists(identity_path):  # the figures are about to change: never pair them with the old identity
+        os.remove(identity_path)
     report, _ = analyze_models({label: model for label, (model, _) in models.items()}, x, y, out,
                                figures=settings.figures, attack=attack, seed=settings.seed,
-                               batch_size=min(settings.batch_size, 256), device=settings.device,
+                               batch_size=min(settings.batch_size, 256), device=str(settings.device),
                                reference_class=settings.reference_class, umap_points=settings.umap_points,
                                class_names=class_names, log=log,
                                title=f"Analysis of {', '.join(models)} ({len(x)} test examples)")

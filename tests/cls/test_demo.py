@@ -10,7 +10,8 @@ from nat_tasks.core.errors import NatError
 from .train_helpers import run_tool
 
 TINY = ["vanilla_epochs=1", "at_epochs=1", "warmup_epochs=1", "train_steps=1", "train_digits=300", "val_digits=50", "autoattack=apgd-ce-10",
-        "n_eval=60", "n_val_attack=10", "n_autoattack=6", "nat_tau=2", "analysis_examples=40"]
+        "n_eval=60", "n_val_attack=10", "n_autoattack=6", "nat_tau=2", "analysis_examples=40",
+        "report_square_queries=20"]
 
 
 LABELS = ["VT (adversary)", "PGD-AT", "AT on X ∪ X' (λ=0)", "NAT"]
@@ -47,6 +48,14 @@ def test_demo_trains_evaluates_and_writes_its_results(tmp_path):
     for name in ("sparsity", "hyperplanes", "umap", "boundary", "weights", "runner_up"):
         assert (tmp_path / "analysis" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| NAT |" in (tmp_path / "analysis" / "analysis.md").read_text()
+    # the robustness report page of those models: the demo's AutoAttack read back, not run again
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [m["label"] for m in report["models"]] == LABELS and report["analysis"]["n_examples"] == 40
+    for key, model in zip(("vanilla", "pgdat", "at_union", "nat"), report["models"]):
+        aa = next(r for r in model["results"] if r["attack"] == "apgd-ce-10")
+        assert aa["flags"] == runs[key]["flags"]["aa"] and len(model["checklist"]["checks"]) == 7
+    assert "read back" in (tmp_path / "report" / "report.log").read_text()
+    assert f"models: {tmp_path / 'report' / 'report.html'}" in proc.stdout
 
 
 def test_demo_options_are_checked():
