@@ -153,3 +153,13 @@ def test_an_unreadable_jpeg_names_the_file(imagenet_root, tmp_path):
     with pytest.raises(NatError) as err:
         data[1]
     assert str(err.value).startswith(f"cannot read image {bad} (") and str(err.value).endswith("replace or delete it")
+
+
+def test_a_full_disk_while_a_sweep_writes_its_table_is_one_line(tiny, tmp_path, monkeypatch, tool_error):
+    _, _, _, pgd_at = tiny
+    full_disk_on(monkeypatch, "sweep.json")
+    err = tool_error("sweep_cls", pgd_at, "--grid", "model.method.steps=1,2", "--seeds", "1", "--work-dir", tmp_path,
+                     "--collect-only")
+    assert err.splitlines()[-1] == (f"error: no space left on {tmp_path / 'sweep.json'}; every finished run's "
+                                    "checkpoints are intact; free space and rerun the same command (finished runs "
+                                    "are reused, interrupted ones resumed)")
