@@ -15,6 +15,7 @@
 import argparse
 import functools
 import importlib.util
+import logging
 import os
 import sys
 import warnings
@@ -100,6 +101,9 @@ def setup_tool():
     from . import console
 
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # a log line that cannot be written (a full disk) is dropped, not printed as a traceback: the
+    # next write that matters (a checkpoint, a report) fails and says so in one line
+    logging.raiseExceptions = False
     quiet_warnings()
     console.set_verbose(False)
     console.install()

@@ -1,6 +1,8 @@
 """Faults are one line naming what is intact and how to continue: a full disk, a dead peer process,
 a NaN loss, an error raised in a data-loader worker; never a traceback."""
 import errno
+import io
+import logging
 import os
 import socket
 import subprocess
@@ -13,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import nat_tasks
 from nat_tasks.core.errors import NatError, check_finite, cli_entry, on_fault
+from nat_tasks.runtime import setup_tool
 from nat_tasks.runtime.faults import training_faults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(nat_tasks.__file__)))
@@ -66,6 +69,19 @@ def test_training_faults_name_the_last_complete_checkpoint(tmp_path, capsys):
     assert run_cli(capsys, fail)[1] == (f"error: no space left on {tmp_path / 'epoch_2.pth'}; the last complete "
                                         f"checkpoint {tmp_path / 'epoch_1.pth'} is intact; free space and rerun the "
                                         "same command with --resume\n")
+
+
+class _FullDisk(io.StringIO):
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_log_line_on_a_full_disk_is_dropped_not_printed_as_a_traceback(capsys):
+    setup_tool()  # what every tool does first
+    logger = logging.getLogger("nat_tasks.tests.full_disk")
+    logger.addHandler(logging.StreamHandler(_FullDisk()))
+    logger.warning("epoch 2, iteration 7")
+    assert capsys.readouterr().err == ""
 
 
 def test_a_nan_loss_names_the_term_and_the_key():
