@@ -103,17 +103,20 @@ stage_det() {
     mkdir -p "$wheels"
     wheel=$(ls "$wheels"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)
     if [ -z "$wheel" ]; then
-      log "building mmcv $MMCV_VERSION from source for $target (CPU ops: about 10 min on 2 cores; done once, cached in $wheels)"
+      log "building mmcv $MMCV_VERSION from source for $target (CPU ops: about 15 min on 2 cores; done once, cached in $wheels)"
       work=$(mktemp -d)
       "$venv/bin/python" -m pip --disable-pip-version-check download --no-deps --no-binary :all: -d "$work" \
         "mmcv==$MMCV_VERSION" >>"$install_log" 2>&1 || fail "cannot download the mmcv $MMCV_VERSION sdist (see $install_log)"
       tar -xzf "$work"/mmcv-$MMCV_VERSION.tar.gz -C "$work"
       # torch >= 2.10 headers need C++20; mmcv's setup.py asks for C++14/17.
       sed -i -E 's/-std=c\+\+1[47]/-std=c++20/g' "$work/mmcv-$MMCV_VERSION/setup.py"
-      local force=0
-      [ "$target" = cuda ] && force=1
-      if ! (cd "$work/mmcv-$MMCV_VERSION" &&
-        MMCV_WITH_OPS=1 FORCE_CUDA=$force MAX_JOBS=${MAX_JOBS:-2} "$venv/bin/python" -m pip \
+      local build_env=(MMCV_WITH_OPS=1 "MAX_JOBS=${MAX_JOBS:-2}")
+      if [ "$target" = cuda ]; then
+        build_env+=(FORCE_CUDA=1)
+      else  # mmcv's setup.py compiles CUDA ops whenever torch sees a GPU
+        build_env+=(FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=)
+      fi
+      if ! (cd "$work/mmcv-$MMCV_VERSION" && env "${build_env[@]}" "$venv/bin/python" -m pip \
           --disable-pip-version-check wheel --no-deps --no-build-isolation -w "$wheels" . >>"$install_log" 2>&1); then
         tail -n 25 "$install_log" >&2
         fail "building mmcv failed (the end of $install_log above)"
