@@ -1,7 +1,8 @@
-"""Evaluate re-ID checkpoints clean and under metric attacks (the paper's Table 12 layout).
+"""Evaluate re-ID checkpoints clean, under metric attacks and the NAT-adaptive attack, and in the
+worst case per query (the paper's Table 12 layout).
 
     python tools/test_reid.py CONFIG CKPT [CKPT ...] [--attack all] [--attack-eps 8/255 10/255]
-        [--attack-steps 16] [--attack-step 1/255] [--checklist] [--out PATH]
+        [--attack-steps 16] [--attack-step 1/255] [--checklist [--transfer-from CKPT]] [--out PATH]
 
 See ``python tools/test_reid.py --help`` and nat_tasks/reid/cli.py.
 """

@@ -160,10 +160,11 @@ def train_parser():
 def test_parser():
     p = argparse.ArgumentParser(
         prog="python tools/test_reid.py",
-        description="Re-ID checkpoints clean and under metric attacks (Table 12 of the paper), "
-                    "with 95 % intervals and paired differences: JSON + Markdown. Data: the config's "
-                    "query and gallery (Market-1501 at data/market1501/Market-1501-v15.09.15/; --root); "
-                    "docs/user_guide/reid.md.")
+        description="Re-ID checkpoints clean, under metric attacks and the NAT-adaptive attack, and "
+                    "in the worst case per query (Table 12 of the paper), with 95 % intervals and "
+                    "paired differences: JSON + Markdown. Data: the config's query and gallery "
+                    "(Market-1501 at data/market1501/Market-1501-v15.09.15/; --root); "
+                    "docs/user_guide/reid.md, docs/user_guide/reid_robustness.md.")
     _add_config_options(p, "config file (its data and test sections)",
                         "where the report goes unless --out (default: next to the first CKPT)")
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one table row each")
