@@ -130,12 +130,12 @@ SPARSE = "patience 3, alpha=0.25, beta=0.25, CE loss, early stop, L0 k=20 pixels
     ("spgd-proj", f"sPGD (projected), 10000 it, {SPARSE}", "sPGD-proj-10000"),
     ("sparse-rs", "Sparse-RS, 10000 q, p_init=0.8, CE loss, L0 k=20 pixels", "Sparse-RS-10000"),
     ("sparse-rs500", "Sparse-RS, 500 q, p_init=0.8, CE loss, L0 k=20 pixels", "Sparse-RS-500"),
-    ("saa", "sparse-AutoAttack: sPGD unprojected (10000 it) -> sPGD projected (10000 it), patience 3 -> "
+    ("saa", "sparse-AutoAttack: sPGD unprojected (10000 it) -> sPGD projected (10000 it), CE, patience 3 -> "
             "Sparse-RS (10000 q, p_init=0.8, CE), each on the survivors, L0 k=20 pixels", "sAA"),
-    ("saa300q1000", "sparse-AutoAttack: sPGD unprojected (300 it) -> sPGD projected (300 it), patience 3 -> "
+    ("saa300q1000", "sparse-AutoAttack: sPGD unprojected (300 it) -> sPGD projected (300 it), CE, patience 3 -> "
                     "Sparse-RS (1000 q, p_init=0.8, CE), each on the survivors, L0 k=20 pixels", "sAA-300/1000"),
     ("sparse-rs-imagenet", "Sparse-RS, 3000 q, p_init=0.3, MARGIN loss, L0 k=20 pixels", "Sparse-RS-ImageNet-3000"),
-    ("saa-imagenet", "sparse-AutoAttack: sPGD unprojected (10000 it) -> sPGD projected (10000 it), patience 3 -> "
+    ("saa-imagenet", "sparse-AutoAttack: sPGD unprojected (10000 it) -> sPGD projected (10000 it), CE, patience 3 -> "
                      "Sparse-RS-ImageNet (3000 q, p_init=0.3, MARGIN), each on the survivors, L0 k=20 pixels",
      "sAA-ImageNet"),
 ])
