@@ -189,6 +189,9 @@ class AdversarialTripletEngine(ImageTripletEngine):
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "scaler": self.scaler.state_dict(), "rng_per_process": gather_per_process(streams),
+                # BatchNorm statistics differ per process (the attack reads them outside DDP, which
+                # only syncs them in its forward): each process takes its own back
+                "buffers_per_process": gather_per_process({k: v.cpu() for k, v in self.net.named_buffers()}),
                 "meta": self.meta}
 
     def _save(self, epochs_done, path):
@@ -206,6 +209,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
                            f"process(es): resume it with as many (now {processes}), the global "
                            "batch and the random streams depend on it")
         self.net.load_state_dict(checkpoint["state_dict"])
+        self.net.load_state_dict(own_share(checkpoint["buffers_per_process"]), strict=False)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scheduler is not None and checkpoint.get("scheduler"):
             self.scheduler.load_state_dict(checkpoint["scheduler"])

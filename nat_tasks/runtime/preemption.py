@@ -42,9 +42,11 @@ class StopRequest:
             self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            # after a stop under DDP, torchrun's SIGTERM to the processes still leaving is moot
+            stopping = exc_type is Preempted and sig == signal.SIGTERM and is_distributed()
+            signal.signal(sig, signal.SIG_IGN if stopping else handler)
         self._previous = {}
 
     def _handle(self, signum, frame):
