@@ -109,6 +109,8 @@ def _run_title(runner):
     method = model.get("method", {}).get("type") if isinstance(model.get("method"), dict) else None
     what = " ".join(str(p) for p in (model.get("type"), method) if p)
     config = runner.cfg.filename or "(no file)"
+    if config.startswith(os.getcwd() + os.sep):
+        config = os.path.relpath(config)  # as the user typed it, e.g. configs/cls/...
     return f"{what or 'model'} from {config}"
 
 
