@@ -159,12 +159,13 @@ class SafeCheckpointHook(CheckpointHook):
         meta = dict(epoch=runner.epoch, iter=runner.iter)
         if "auto" in self.key_indicators:
             self._init_rule(self.rules, [list(metrics.keys())[0]])
-        hub, single, superseded = runner.message_hub, len(self.key_indicators) == 1, []
+        hub, single, updated, superseded = runner.message_hub, len(self.key_indicators) == 1, False, []
         for key, rule in zip(self.key_indicators, self.rules):
             score_key, path_key = ("best_score", "best_ckpt") if single else (f"best_score_{key}", f"best_ckpt_{key}")
             score = metrics[key]
             if score is None or not self.is_better_than[key](score, hub.get_info(score_key, self.init_value_map[rule])):
                 continue
+            updated = True
             name = f"best_{key}_{filename}".replace("/", "_")
             path = self.file_backend.join_path(self.out_dir, name)
             old = hub.get_info(path_key)
@@ -181,7 +182,7 @@ class SafeCheckpointHook(CheckpointHook):
             runner.logger.info(f"The best checkpoint with {score:0.4f} {key} at {step} is saved to {name}.")
             if old and old != path:
                 superseded.append(old)
-        if superseded and self.last_ckpt is not None:
+        if updated and self.last_ckpt is not None:
             self._save_checkpoint_with_step(runner, step, meta)  # its message hub names the new best
         for old in superseded:
             self._remove(runner, old)

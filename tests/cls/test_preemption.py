@@ -93,16 +93,16 @@ def test_sigterm_mid_epoch_saves_that_iteration_and_resume_is_bit_exact(straight
 
 
 def test_a_signal_during_validation_stops_after_it(straight, cifar, tmp_path, capsys):
-    """With checkpoints every 3 iterations (``by_epoch=False``): iter_3.pth mid-epoch 1, then a
-    SIGINT while epoch 1 is validated stops the run after the validation, and it resumes exactly."""
+    """With checkpoints every 3 iterations (``by_epoch=False``), a SIGINT while epoch 1 is
+    validated stops the run after the validation, and it resumes exactly."""
     work_dir, by_iteration = tmp_path / "run", {"default_hooks.checkpoint.by_epoch": False,
                                                 "default_hooks.checkpoint.interval": 3}
     with pytest.raises(Preempted):
         run(tmp_path, cifar, work_dir, hooks=[dict(type="SignalAt", iteration=ITERS, signum=int(signal.SIGINT),
                                                    validation=True)], **by_iteration)
     assert "stopped by SIGINT after epoch 1" in capsys.readouterr().err
-    assert sorted(p.name for p in work_dir.glob("*.pth")) == ["best_robust_acc_iter_4.pth", "iter_3.pth",
-                                                              "iter_4.pth"]
+    # iter_3.pth, then after validation the new best and iter_4.pth naming it (max_keep_ckpts=1)
+    assert sorted(p.name for p in work_dir.glob("*.pth")) == ["best_robust_acc_iter_4.pth", "iter_4.pth"]
     run(tmp_path, cifar, work_dir, resume=True, **by_iteration)
     assert_same_weights(os.path.join(straight, "epoch_2.pth"), work_dir / f"iter_{2 * ITERS}.pth")
 
@@ -209,6 +209,7 @@ def test_every_step_of_a_save_can_fail_and_the_run_resumes(cifar, memory_dir, mo
                 saves_of_epoch_2(runner, hook)
         (work_dir / ".tmp_1234epoch_2.pth").write_bytes(b"")  # what a SIGKILL mid-write leaves
         saved = last_checkpoint(str(work_dir))
+        assert os.path.isfile(safe_load(saved)["message_hub"]["runtime_info"]["best_ckpt"]), fail_at
         runner.resume(saved)  # whole, with the optimizer: epoch 1's or epoch 2's
         assert (os.path.basename(saved), runner.epoch) in (("epoch_1.pth", 1), ("epoch_2.pth", 2)), fail_at
         hook.before_train(runner)  # the next start cleans up
