@@ -1,8 +1,15 @@
-"""Detection speed: one MTD+NAT training step / one MTD step (target <= 1.10), and images/s of
-the adversarial test loop, clean and under each attack.
+"""Detection speed: one MTD+NAT training step / one MTD step (target <= 1.10), images/s of the
+adversarial test loop, clean and under each attack, and the cost of one TOG step / one DAG step
+(target <= 1: TOG is no dearer than DAG per iteration).
 
     python benchmarks/bench_det.py [--config configs/det/demo_mtd.py] [--batch-size 16]
         [--iters 10] [--device cpu] [--data-root DIR] [--test-images 32]
+        [--part all|train|attacks] [--attack-steps 10] [--rounds 5]
+
+Attack steps: every TOG variant and DAG run ``--attack-steps`` iterations on the same batch of
+test images, in interleaved rounds; a step's cost is the attack's time / its iterations (TOG's
+one clean prediction of the detections included), the ratio the median of per-round ratios. DAG
+runs every iteration: its score threshold is set to 0, so no image runs out of targets.
 
 The training steps use the same detector, batch and optimiser; the NAT adversary is a detector of
 the same config (its weights do not change the cost), run once in float32 and once in bfloat16
@@ -16,7 +23,7 @@ import statistics
 import tempfile
 import time
 
-from bench_common import cpu_info  # benchmarks/ is the script folder: on sys.path
+from bench_common import cpu_info, interleaved_rounds, ratios_to  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.runtime import select_runner_device, tool_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,17 +81,47 @@ def bench_training(cfg, adversary_config, adversary_checkpoint, iters):
 def bench_test_loop(cfg, checkpoint, work_dir):
     from mmengine.runner import Runner
 
-    from nat_tasks.det.attacks import CLEAN, kinds
+    from nat_tasks.det.attacks import default_attacks
     from nat_tasks.det.model_cfg import without_training_keys
 
     cfg = copy.deepcopy(cfg)
     cfg.model = without_training_keys(cfg.model)
     cfg.load_from = checkpoint
     cfg.work_dir = work_dir
-    cfg.test_cfg = dict(type="AdversarialTestLoop", attacks=[CLEAN] + kinds(),
+    cfg.test_cfg = dict(type="AdversarialTestLoop", attacks=default_attacks(),
                         attack_cfg=dict(eps=8, alpha=2, steps=10, dag_steps=150))
     metrics = Runner.from_cfg(cfg).test()
     return {key.split("/")[0]: value for key, value in metrics.items() if key.endswith("images_per_s")}
+
+
+def bench_attack_steps(cfg, steps, rounds):
+    """Seconds per iteration of DAG and of each TOG variant on one test batch: {attack: [per round]}."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmdet.registry import DATASETS, MODELS
+
+    from nat_tasks.det.attacks import ATTACKS, AttackConfig, white_box_kinds
+    from nat_tasks.det.model_cfg import without_training_keys
+
+    model_cfg = without_training_keys(cfg.model)
+    model_cfg.test_cfg.score_thr = 0.0  # DAG keeps every target: it never stops early
+    torch.manual_seed(0)
+    detector = MODELS.build(model_cfg).eval()
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    batch = pseudo_collate([dataset[i] for i in range(cfg.test_dataloader.batch_size)])
+    with torch.no_grad():
+        data = detector.data_preprocessor(batch, False)
+    config = AttackConfig(eps=8, alpha=2, steps=steps, dag_steps=steps)
+    names = ["dag"] + [kind for kind in white_box_kinds() if kind.startswith("tog-")]
+    attacks = {name: ATTACKS.build(name, config=config) for name in names}
+
+    def run(name):
+        start = time.perf_counter()
+        attacks[name](detector, data["inputs"], data["data_samples"])
+        return (time.perf_counter() - start) / steps
+
+    run("dag")  # warm-up
+    return interleaved_rounds(names, run, rounds)
 
 
 @tool_main
@@ -96,6 +133,10 @@ def main(argv=None):
     parser.add_argument("--test-images", type=int, default=32)
     parser.add_argument("--data-root")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--part", choices=("all", "train", "attacks"), default="all",
+                        help="train: training steps and test loop; attacks: TOG vs DAG steps")
+    parser.add_argument("--attack-steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     select_runner_device(args.device)
 
@@ -122,19 +163,30 @@ def main(argv=None):
         checkpoint = os.path.join(tmp, "adversary.pth")
         atomic_save({"state_dict": MODELS.build(cfg_vanilla.model).state_dict()}, checkpoint)
 
-        steps = bench_training(cfg, adversary_config, checkpoint, args.iters)
-        speeds = bench_test_loop(cfg, checkpoint, os.path.join(tmp, "work"))
+        if args.part in ("all", "train"):
+            steps = bench_training(cfg, adversary_config, checkpoint, args.iters)
+            speeds = bench_test_loop(cfg, checkpoint, os.path.join(tmp, "work"))
+        if args.part in ("all", "attacks"):
+            attack_steps = bench_attack_steps(cfg, args.attack_steps, args.rounds)
 
-    print(f"CPU: {cpu_info()}")
+    print(f"CPU: {cpu_info()}, load average {os.getloadavg()[0]:.2f}")
     print(f"config {os.path.relpath(args.config, REPO)}, batch {args.batch_size}, "
           f"{torch.get_num_threads()} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
-    print(f"MTD step      {statistics.median(steps['mtd']) * 1000:8.1f} ms (median)")
-    for name, label in (("mtd_nat", "MTD+NAT"), ("mtd_nat_bf16", "MTD+NAT, bfloat16 adversary")):
-        ratios = [n / m for n, m in zip(steps[name], steps["mtd"])]
-        print(f"{label}: step {statistics.median(steps[name]) * 1000:.1f} ms, ratio to MTD "
-              f"{statistics.median(ratios):.3f} (median of {len(ratios)} rounds; target <= 1.10)")
-    for attack, value in speeds.items():
-        print(f"test loop {attack:>5}: {value:8.2f} images/s")
+    if args.part in ("all", "train"):
+        print(f"MTD step      {statistics.median(steps['mtd']) * 1000:8.1f} ms (median)")
+        for name, label in (("mtd_nat", "MTD+NAT"), ("mtd_nat_bf16", "MTD+NAT, bfloat16 adversary")):
+            ratios = [n / m for n, m in zip(steps[name], steps["mtd"])]
+            print(f"{label}: step {statistics.median(steps[name]) * 1000:.1f} ms, ratio to MTD "
+                  f"{statistics.median(ratios):.3f} (median of {len(ratios)} rounds; target <= 1.10)")
+        for attack, value in speeds.items():
+            print(f"test loop {attack:>5}: {value:8.2f} images/s")
+    if args.part in ("all", "attacks"):
+        print(f"DAG step {statistics.median(attack_steps['dag']) * 1000:8.1f} ms (median, {args.attack_steps} "
+              f"iterations, {args.rounds} rounds)")
+        for name, ratio in ratios_to(attack_steps, "dag").items():
+            attack = name.split("_vs_")[0]
+            print(f"{attack:>16} step {statistics.median(attack_steps[attack]) * 1000:8.1f} ms, ratio to DAG "
+                  f"{ratio['ratio_median']:.3f} (median of per-round ratios; target <= 1)")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ require_stage("det")  # one line naming the set-up command, before mmdet is impo
 
 from nat_tasks.core.errors import NatError  # noqa: E402
 from nat_tasks.core.sanity import Check, checks_markdown  # noqa: E402
-from nat_tasks.core.stats import format_interval  # noqa: E402
-from nat_tasks.det.attacks import ATTACKS, CLEAN, columns, kinds  # noqa: E402
+from nat_tasks.det.attacks import CLEAN, columns, default_attacks, kinds  # noqa: E402
+from nat_tasks.det.report import ABOVE_CLEAN, ABOVE_CLEAN_NOTE, WORST_COLUMN, cell, worst_case_row  # noqa: E402
 from nat_tasks.det.cli import add_runner_args, parse_runner_args  # noqa: E402
 from nat_tasks.runtime import console, load_config, select_runner_device, tool_main, tool_parser, write_results  # noqa: E402,E501
 
@@ -57,7 +57,11 @@ def build_parser():
                         help="95%% bootstrap interval of each mAP from N resamples of the test images "
                              "(0: none; e.g. 200)")
     parser.add_argument("--checklist", action="store_true",
-                        help="gradient-masking checks: A_cls at 0.5x/1x/2x/4x eps and at eps 255")
+                        help="gradient-masking checks: A_cls at 0.5x/1x/2x/4x eps, at eps 255, with 2x/4x "
+                             "the steps, and transferred from --transfer-from")
+    parser.add_argument("--restarts", type=int, default=1, help="random starts of each PGD attack")
+    parser.add_argument("--transfer-from", nargs=2, metavar=("CONFIG", "CHECKPOINT"),
+                        help="a surrogate detector for the transfer-* attacks (checklist: transfer-cls)")
     parser.add_argument("--work-dir", help="the runner's work dir (logs; default work_dirs/<config name>)")
     parser.add_argument("--out", help="results JSON path (a .md table is written next to it)")
     add_runner_args(parser)
@@ -81,43 +85,45 @@ def _row(metrics, attack):
     return row
 
 
-def describe_attacks(attacks, attack_cfg):
-    """What each pass ran (the registry's ``describe()``), for the JSON report."""
-    from nat_tasks.det.attacks import AttackConfig
-
-    config = AttackConfig(**attack_cfg)
-    return {a: "clean" if a == CLEAN else ATTACKS.build(a, config=config).describe() for a in attacks}
+def describe_attacks(built):
+    """What each pass ran (``{spec: built attack or None}``: the registry's ``describe()``)."""
+    return {spec: "clean" if attack is None else attack.describe() for spec, attack in built.items()}
 
 
-def summarise(metrics, attacks, config, checkpoint, attack_cfg, ci_resamples=0, checks=None):
+def summarise(metrics, attacks, config, checkpoint, attack_cfg, ci_resamples=0, checks=None, built=None):
     rows = {attack: _row(metrics, attack) for attack in attacks}
     summary = {"config": config, "checkpoint": checkpoint, "attack_cfg": attack_cfg,
-               "attacks": describe_attacks(attacks, attack_cfg),
+               "attacks": describe_attacks(built or {a: None for a in attacks}),
                "ci_resamples": ci_resamples, "results": rows,
                "metrics": {k: float(v) for k, v in metrics.items()}}
+    worst = worst_case_row(metrics)
+    if worst is not None:
+        summary["worst_case"] = worst
     if checks is not None:
         summary["checklist"] = [check.as_dict() for check in checks]
     return summary
 
 
-def _cell(row):
-    return format_interval(row["mAP"], *row.get("mAP_ci95", (None, None)))
-
-
 def markdown(summary):
-    """The Table-13 row (one column per plain registry attack) and the images/s of each pass."""
+    """The Table-13 row (one column per plain registry attack, then the worst case per image),
+    columns above clean flagged, and the images/s of each pass."""
     attacks = [a for a in summary["results"] if a in COLUMNS]
     results = summary["results"]
-    header = "| model | n | " + " | ".join(COLUMNS[a] for a in attacks) + " |"
-    rule = "|---|---|" + "---|" * len(attacks)
+    clean = results[CLEAN]["mAP"] if CLEAN in results else None
+    worst = summary.get("worst_case")
+    header = "| model | n | " + " | ".join(COLUMNS[a] for a in attacks) + (f" | {WORST_COLUMN}" if worst else "") + " |"
+    rule = "|---|---|" + "---|" * (len(attacks) + bool(worst))
     name = os.path.splitext(os.path.basename(summary["config"]))[0]
-    maps = " | ".join(_cell(results[a]) for a in attacks)
-    speed = " | ".join(f"{results[a]['images_per_s']:.2f}" for a in attacks)
+    maps = " | ".join(cell(results[a], None if a == CLEAN else clean) for a in attacks)
+    maps += f" | {cell(worst, clean)}" if worst else ""
+    speed = " | ".join(f"{results[a]['images_per_s']:.2f}" for a in attacks) + (" |" if worst else "")
     budget = summary["attack_cfg"]
     interval = (f"; [95 % interval: bootstrap over the n test images, {summary['ci_resamples']} resamples]"
                 if summary["ci_resamples"] else "")
     table = (f"mAP@0.5 (VOCMetric, %), Linf eps {budget['eps']:g} on 0..255{interval}\n\n{header}\n{rule}\n"
              f"| {name} | {results[attacks[0]]['n_images']} | {maps} |\n| images/s | | {speed} |\n")
+    if ABOVE_CLEAN in maps:
+        table += f"\n{ABOVE_CLEAN_NOTE}\n"
     if "checklist" in summary:
         table += "\nGradient-masking checklist (A_cls)\n\n" + checks_markdown(
             [Check(**check) for check in summary["checklist"]])
@@ -140,24 +146,29 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
-    # Evaluation needs neither the training attack nor the NAT adversary.
+    # The model needs neither the training attack nor the NAT adversary; nat-adaptive gets the latter.
+    nasty = cfg.model.get("nasty")
     cfg.model = without_training_keys(cfg.model)
     if args.ci < 0:
         raise NatError(f"--ci {args.ci}: the number of bootstrap resamples must be >= 0")
-    attacks = list(ATTACK_CHOICES) if args.attack == "all" else [args.attack]
+    attacks = default_attacks(nasty=bool(nasty)) if args.attack == "all" else [args.attack]
     if args.checklist:
-        attacks += [spec for spec in checklist_attacks(args.eps) if spec not in attacks]
+        checklist = checklist_attacks(args.eps, args.steps, transfer=bool(args.transfer_from))
+        attacks += [spec for spec in checklist if spec not in attacks]
     attack_cfg = dict(eps=args.eps, alpha=args.alpha, steps=args.steps, dag_steps=args.dag_steps,
-                      dag_gamma=args.dag_gamma, seed=args.seed)
+                      dag_gamma=args.dag_gamma, seed=args.seed, restarts=args.restarts)
+    surrogate = dict(zip(("config", "checkpoint"), args.transfer_from)) if args.transfer_from else None
     cfg.test_cfg = dict(type="AdversarialTestLoop", attacks=attacks, attack_cfg=attack_cfg,
-                        bootstrap_resamples=args.ci, bootstrap_seed=args.seed)
+                        bootstrap_resamples=args.ci, bootstrap_seed=args.seed,
+                        nasty=nasty.to_dict() if nasty else None, surrogate=surrogate)
     check_voc_config(cfg, splits=("test_dataloader",))
 
     runner = console.attach(Runner.from_cfg(cfg), "evaluating")
     metrics = runner.test()
-    checks = (run_checks({attack: _map_of(metrics, attack) for attack in attacks}, args.eps)
+    checks = (run_checks({attack: _map_of(metrics, attack) for attack in attacks}, args.eps, args.steps)
               if args.checklist else None)
-    summary = summarise(metrics, attacks, args.config, args.checkpoint, attack_cfg, args.ci, checks)
+    summary = summarise(metrics, attacks, args.config, args.checkpoint, attack_cfg, args.ci, checks,
+                        runner.test_loop.built)
     table = markdown(summary)
     out = args.out or os.path.join(cfg.work_dir, "attack_results.json")
     json_path, _ = write_results(os.path.splitext(out)[0], summary, table)

@@ -42,13 +42,12 @@ def surviving_targets(losses, logits, deltas, score_thr, iou_thr=DAG_IOU):
     return (iou >= iou_thr) & (true_score >= score_thr), labels
 
 
-def attack_dag(losses, pixels, config, area):
+def attack_dag(losses, pixels, config, area, draws):
+    """``draws``: the batch's ``ImageDraws`` (each image's wrong labels from its own stream)."""
     adapter = losses.adapter
     num_classes = adapter.num_classes
-    generator = torch.Generator().manual_seed(config.seed)
     # A random wrong label per anchor: true + a uniform shift in 1..C-1 (mod C).
-    shift = torch.randint(1, max(num_classes, 2), losses.targets.labels.shape, generator=generator)
-    shift = shift.to(pixels.device)
+    shift = draws.integers(1, max(num_classes, 2), losses.targets.labels.shape[1:], device=pixels.device)
     score_thr = adapter.score_threshold()
     last = {}
 

@@ -128,6 +128,12 @@ class AnchorHeadAdapter:
         """(B, A, num_classes) the per-class scores the head's predict thresholds and ranks."""
         return torch.sigmoid(logits)
 
+    def anchor_ce(self, logits, labels):
+        """(B, A) each anchor's cross-entropy to ``labels`` (B, A); ``num_classes`` = background
+        (sigmoid heads: every class score's binary CE to 0, summed over the classes)."""
+        target = F.one_hot(labels, self.num_classes + 1)[..., :self.num_classes].to(logits)
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+
     def score_threshold(self):
         """The score below which the head's predict drops a class score (``test_cfg.score_thr``)."""
         return float((self.head.test_cfg or {}).get("score_thr", 0.0))
@@ -174,6 +180,9 @@ class SSDHeadAdapter(AnchorHeadAdapter):
 
     def class_scores(self, logits):
         return logits.softmax(dim=-1)[..., :self.num_classes]
+
+    def anchor_ce(self, logits, labels):
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels)
 
 
 def _check_anchors_mode(anchors):

@@ -36,7 +36,13 @@ class TaskLosses:
         self.data_samples, self.gt_instances = data_samples, gt_instances
         if cls_scores is None:
             cls_scores = probe_cls_scores(detector, adapter, pixel_space.to_inputs(pixels))
-        self.targets = adapter.targets(cls_scores, data_samples, gt_instances)
+        self.cls_scores = cls_scores
+        self.targets = self.assign(gt_instances)
+
+    def assign(self, gt_instances=None):
+        """The head's anchor targets for boxes ``gt_instances`` (one ``InstanceData`` per image,
+        input coordinates; None: the samples' ground truth), e.g. the clean detections TOG attacks."""
+        return self.adapter.targets(self.cls_scores, self.data_samples, gt_instances)
 
     def outputs(self, pixels):
         """(B, A, C) logits and (B, A, 4) box deltas of the detector on ``pixels``."""

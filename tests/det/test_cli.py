@@ -23,22 +23,42 @@ def test_test_cli_attacks_lower_map_and_write_results(trained_tiny, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())
     rows = summary["results"]
-    assert list(rows) == ["none", "cls", "loc", "dag", "rap", "cls@4", "cls@16", "cls@32", "cls@255"]
+    tog = ["tog-vanishing", "tog-fabrication", "tog-mislabeling", "tog-untargeted"]
+    assert list(rows) == ["none", "cls", "loc", "dag", "rap", *tog, "cls@4", "cls@16", "cls@32", "cls@255",
+                          "cls-10", "cls-20"]
     clean = rows["none"]["mAP"]
     assert clean > 20, f"the tiny detector did not learn: clean mAP {clean}"
-    for attack in ("cls", "loc", "dag", "rap"):
+    # Mislabeling relabels only the anchors matched to the clean detections; the others keep reporting
+    # the object, so its mAP need not fall (on this detector it rose above clean: flagged in the table).
+    for attack in ("cls", "loc", "dag", "rap", "tog-vanishing", "tog-fabrication", "tog-untargeted"):
         assert rows[attack]["mAP"] < clean - 1, (attack, rows)
         assert rows[attack]["images_per_s"] > 0
+    # The worst case per image runs over clean and the attacks at eps 8 (not the checklist's budgets).
+    worst = summary["worst_case"]
+    assert sum(worst["from"].values()) == worst["n_images"] == 24
+    assert set(worst["from"]) <= {"none", "cls", "loc", "dag", "rap", *tog, "cls-10", "cls-20"}
+    assert worst["mAP"] <= rows["dag"]["mAP"] and worst["mAP"] < clean - 1, summary
+    low, high = worst["mAP_ci95"]
+    assert low <= worst["mAP"] <= high
     # Dense DAG removes most true positives even in 20 iterations (see the README for the figures).
     assert rows["dag"]["mAP"] < DAG_MAX_FRACTION_OF_CLEAN * clean, rows
     for attack, row in rows.items():
         low, high = row["mAP_ci95"]
         assert row["n_images"] == 24 and low <= row["mAP"] <= high, (attack, row)
     assert [check["name"] for check in summary["checklist"]] == [
-        "A_cls mAP falls with eps", "unbounded A_cls (eps 255) reaches ~0 mAP"]
+        "A_cls mAP falls with eps", "unbounded A_cls (eps 255) reaches ~0 mAP",
+        "more A_cls steps do not help the defence"]
     table = (tmp_path / "results.md").read_text()
-    assert "A_cls" in table and "DAG" in table and "RAP" in table
+    assert "A_cls" in table and "DAG" in table and "RAP" in table and "TOG-vanishing" in table
+    assert "| worst case |" in table
     assert "Gradient-masking checklist" in table and "bootstrap over the n test images" in table
+    # Another batching (as a sharded or resumed run has) attacks every image alike: the same mAP.
+    rebatched = tmp_path / "rebatched.json"
+    result = run_tool("test", config, checkpoint, "--attack", "cls", "--steps", "5", "--out", str(rebatched),
+                      "--work-dir", str(tmp_path), "--device", "cpu",
+                      "--cfg-options", "test_dataloader.batch_size=5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(rebatched.read_text())["results"]["cls"]["mAP"] == rows["cls"]["mAP"]
 
 
 def test_train_cli_mtd_nat_logs_the_nasty_loss(trained_tiny, tmp_path):

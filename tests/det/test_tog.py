@@ -1,0 +1,87 @@
+"""The TOG attacks: their objectives are the authors' (per-anchor CE to background, CE + box loss
+to the clean detections), and each does what its name says to a trained undefended detector."""
+import torch
+import torch.nn.functional as F
+
+from .conftest import build_detector
+from .helpers import EPS, data_batch, preprocessed, task_losses_of
+
+N_IMAGES = 8
+
+
+def _detections(detector, inputs, samples, confidence=0.5):
+    with torch.no_grad():
+        results = detector.bbox_head.predict(detector.extract_feat(inputs), samples, rescale=False)
+    return [r[r.scores >= confidence] for r in results]
+
+
+def _trained(trained_tiny, n=N_IMAGES):
+    from mmengine.runner import load_checkpoint
+
+    config, _, checkpoint = trained_tiny
+    detector, cfg = build_detector(config)
+    load_checkpoint(detector, checkpoint, map_location="cpu", logger="silent")
+    detector.eval()
+    inputs, samples = preprocessed(detector, data_batch(cfg, n, "test_dataloader"), training=False)
+    return detector, inputs, samples
+
+
+def test_vanishing_loss_is_the_authors_mean_ce_to_background(tiny_config):
+    from nat_tasks.det.pixel_space import PixelSpace
+    from nat_tasks.det.tog import vanishing_loss
+
+    detector, cfg = build_detector(tiny_config)
+    detector.eval()
+    inputs, samples = preprocessed(detector, data_batch(cfg, 2, "test_dataloader"), training=False)
+    losses = task_losses_of(detector, inputs, samples)
+    pixels = PixelSpace(detector.data_preprocessor).to_pixels(inputs)
+    logits, _ = losses.outputs(pixels)
+    # models/ssd.py of the TOG code: softmax CE to the one-hot background target, mean over anchors.
+    expected = -F.log_softmax(logits, dim=-1)[..., -1].mean(dim=1)
+    torch.testing.assert_close(vanishing_loss(losses, sign=1.0)(pixels), expected)
+    torch.testing.assert_close(vanishing_loss(losses)(pixels), -expected)
+
+
+def test_sigmoid_heads_take_background_as_every_class_score_zero(tiny_config):
+    from nat_tasks.det.head_adapters import head_adapter
+
+    from .helpers import build_retina
+
+    detector, _ = build_retina(tiny_config)
+    adapter = head_adapter(detector.bbox_head)
+    logits = torch.randn(2, 5, 3)
+    labels = torch.tensor([[0, 1, 2, 3, 3], [3, 3, 2, 0, 1]])
+    expected = F.binary_cross_entropy_with_logits(
+        logits, F.one_hot(labels, 4)[..., :3].float(), reduction="none").sum(-1)
+    torch.testing.assert_close(adapter.anchor_ce(logits, labels), expected)
+    assert torch.all(adapter.anchor_ce(logits, torch.full((2, 5), 3)) > 0)
+
+
+def test_each_tog_attack_does_what_its_name_says_on_a_trained_detector(trained_tiny):
+    from nat_tasks.det.attacks import ATTACKS, AttackConfig
+    from nat_tasks.det.tog import clean_detections, most_likely_wrong
+
+    detector, inputs, samples = _trained(trained_tiny)
+    config = AttackConfig(eps=EPS, alpha=2, steps=10)
+    clean = _detections(detector, inputs, samples)
+    n_clean = sum(len(d) for d in clean)
+    assert n_clean >= N_IMAGES, "the tiny detector detects too little to test against"
+    adv = {kind: _detections(detector, ATTACKS.build(f"tog-{kind}", config=config)(detector, inputs, samples), samples)
+           for kind in ("vanishing", "fabrication", "untargeted")}
+    count = {kind: sum(len(d) for d in dets) for kind, dets in adv.items()}
+    # Vanishing removes most detections (the authors' check of the attack); fabrication adds some;
+    # untargeted removes some.
+    assert count["vanishing"] < 0.3 * n_clean, (count, n_clean)
+    assert count["fabrication"] > n_clean, (count, n_clean)
+    assert count["untargeted"] < n_clean, (count, n_clean)
+    # Mislabeling drives the anchors matched to the clean detections to their most likely wrong
+    # class (its objective; the other anchors may keep reporting the object, see tog.py).
+    losses = task_losses_of(detector, inputs, samples)
+    pixels = losses.pixel_space.to_pixels(inputs)
+    targets = losses.assign(clean_detections(losses, pixels))
+    positive = targets.positives(3) & (targets.label_weights > 0)
+    with torch.no_grad():
+        wrong = most_likely_wrong(losses.adapter, losses.outputs(pixels)[0], targets.labels)
+        attacked = ATTACKS.build("tog-mislabeling", config=config)(detector, inputs, samples)
+        flipped = losses.outputs(losses.pixel_space.to_pixels(attacked))[0].argmax(-1) == wrong
+    assert positive.sum() >= N_IMAGES and flipped[positive].float().mean() > 0.5, flipped[positive].float().mean()
