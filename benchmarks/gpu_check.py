@@ -1,4 +1,4 @@
-"""The paths only a GPU runs, checked in one command (about 6-8 minutes on one GPU); prints a report.
+"""The paths only a GPU runs, checked in one command (estimated 6-8 minutes on one GPU); prints a report.
 
     python benchmarks/gpu_check.py [--out gpu_check] [--checks amp nccl resume pgd speed]
     python benchmarks/gpu_check.py --device cpu --dry-run     # every check, tiny, on the CPU
