@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from mmdet.models.dense_heads import AnchorHead, SSDHead
+from mmdet.models.losses import smooth_l1_loss
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
 from mmdet.models.utils import unpack_gt_instances
 
@@ -100,6 +101,14 @@ class AnchorHeadAdapter:
         return (loss_cls.reshape(batch, -1).sum(1) / targets.avg_factor,
                 loss_loc.reshape(batch, -1).sum(1) / targets.avg_factor)
 
+    def per_image_loc_loss(self, deltas, targets):
+        """(B,) the localisation loss alone (``per_image_losses``' second), without the cls loss."""
+        loss = self.head.loss_bbox(
+            self._decoded(deltas, targets).reshape(-1, deltas.shape[-1]),
+            targets.bbox_targets.reshape(-1, targets.bbox_targets.shape[-1]),
+            targets.bbox_weights.reshape(-1, targets.bbox_weights.shape[-1]), reduction_override="none")
+        return loss.reshape(deltas.shape[0], -1).sum(1) / targets.avg_factor
+
     # ---- NAT and attacks -----------------------------------------------------------------------
     def nasty_mask(self, logits, targets, anchors="sampled"):
         """(B, A) bool mask of the anchors the nasty term covers.
@@ -155,6 +164,11 @@ class SSDHeadAdapter(AnchorHeadAdapter):
             for i in range(logits.shape[0])]
         return (torch.cat([cls.reshape(1) for cls, _ in losses]),
                 torch.stack([loc.reshape(()) for _, loc in losses]))
+
+    def per_image_loc_loss(self, deltas, targets):
+        loss = smooth_l1_loss(self._decoded(deltas, targets), targets.bbox_targets, targets.bbox_weights,
+                              beta=self.head.train_cfg["smoothl1_beta"], reduction="none")
+        return loss.flatten(1).sum(1) / targets.avg_factor
 
     def sampled(self, logits, targets):
         """Positives + the hardest ``neg_pos_ratio`` x positives negatives (by the target's CE),

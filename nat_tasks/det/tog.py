@@ -80,7 +80,7 @@ def detection_loss(losses, pixels, mislabel=False):
         if not positive.any():  # nothing detected in the batch: nothing to attack (the authors: a zero gradient)
             return logits.sum(dim=(1, 2)) * 0.0
         ce = (adapter.anchor_ce(logits, labels) * positive).sum(dim=1) / targets.avg_factor
-        _, box = adapter.per_image_losses(logits, deltas, targets)
+        box = adapter.per_image_loc_loss(deltas, targets)
         return sign * (ce + box)
 
     return loss

@@ -23,6 +23,7 @@ def test_per_image_losses_sum_to_the_heads_batch_losses(tiny_config, head):
     reference = detector.bbox_head.loss(detector.extract_feat(inputs), samples)
     torch.testing.assert_close(cls.sum(), sum(x.sum() for x in reference["loss_cls"]), rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(loc.sum(), sum(x.sum() for x in reference["loss_bbox"]), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(adapter.per_image_loc_loss(adapter.flat_deltas(bbox_preds), targets), loc)
 
 
 @pytest.mark.parametrize("head", ["ssd", "retina"])
