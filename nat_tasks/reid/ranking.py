@@ -1,35 +1,38 @@
-"""Market-1501 ranking metrics (CMC, mAP) with faiss retrieval, and the features they rank.
+"""Market-1501 ranking metrics (CMC, mAP) and the features they rank.
 
-``rank`` returns what torchreid's ``metrics.evaluate_rank`` returns on the squared Euclidean
-distances of the same features (torchreid's ``compute_distance_matrix(metric='euclidean')``, which
-is what faiss' ``IndexFlatL2`` computes): gallery entries with the query's identity *and* camera are
-removed from its ranking, queries without a remaining correct match are skipped, and every other
-gallery entry counts (distractors ``0`` are ordinary non-matches; junk ``-1`` images never reach
-here because torchreid's Market-1501 loader drops them). CMC and AP are computed with the same
-floating-point operations as torchreid, so the numbers agree bit for bit on the same ranking.
-``query_ranking`` also keeps the per-query AP and first-hit positions (what the 95 % intervals
-resample); ``chance_scores`` is the expected mAP / Rank-1 of a random ranking (``--checklist``);
-``clean_ranking`` is the engine's test during training (torchreid's ``_evaluate``, on faiss).
+``rank`` returns what torchreid's ``metrics.evaluate_rank`` returns on torchreid's
+``compute_distance_matrix(metric='euclidean')`` of the same features, bit for bit: gallery entries
+with the query's identity *and* camera are removed from its ranking, queries without a remaining
+correct match are skipped, and every other gallery entry counts (distractors ``0`` are ordinary
+non-matches; junk ``-1`` images never reach here because torchreid's Market-1501 loader drops
+them). ``query_ranking`` also keeps the per-query AP and first-hit positions (what the 95 %
+intervals resample); ``chance_scores`` is the expected mAP / Rank-1 of a random ranking
+(``--checklist``); ``clean_ranking`` is the engine's test during training (torchreid's ``_evaluate``).
 
-How, exactly and in bounded memory: faiss' exhaustive ``IndexFlatL2`` search (a range search
-with an infinite radius: every gallery entry with its distance, in gallery order, no sorting)
-runs on chunks of queries; its distances are read straight into one reused float32 buffer
-(``_exhaustive_distances``). Sorting each query's 15913 distances is what makes a full ranking
-slow; AP and CMC only need the positions of the query's correct matches, which are counts: the
-entries ordered before a match are those with a smaller distance, or the same distance and a
-smaller gallery index (faiss' order of exact ties), minus the removed same-camera entries.
-torchreid's unstable argsort may order an exact tie between a match and a non-match otherwise,
-the only case where the two can differ (by one position of one match).
+How, exactly and in bounded memory:
+
+- Distances are torchreid's ``euclidean_squared_distance`` (squared norms added, then one
+  ``addmm_``) on chunks of queries written into one reused buffer: the same torch operations give
+  the same float32 bits as torchreid's full matrix (checked at Market-1501 size; BLAS may in
+  principle block a chunk otherwise than the whole), and on a CPU they are faster than faiss'
+  exhaustive search, which this module used before (its distances differ in the last bits, so a
+  near-tie could rank otherwise).
+- Sorting each query's whole gallery is what makes torchreid slow; AP and CMC only need the
+  positions of the query's correct matches among the kept entries: the count of kept entries
+  with a smaller distance (only entries up to the farthest match are sorted). An exact tie
+  between a match and a kept non-match is ordered by ``np.argsort`` of the row, torchreid's own
+  (unstable) order; ties with other matches or removed entries do not move a match's position.
+- AP is then summed as torchreid sums it (the float64 precisions over the whole filtered
+  ranking, zeros at non-matches, one pairwise sum), so it has the same bits too.
 """
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 import torch
 
 from nat_tasks.core.errors import NatError
 
-CHUNK_ELEMENTS = 1 << 23  # queries x gallery distances per faiss call: ~100 MB of results
+CHUNK_ELEMENTS = 1 << 25  # queries x gallery distances per chunk: a 128 MB float32 buffer
 
 
 @torch.no_grad()
@@ -138,25 +141,21 @@ def query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
         raise NatError(f"nothing to rank: {num_q} queries, {num_g} gallery entries")
     if qf.shape[1] != gf.shape[1]:
         raise NatError(f"query features are {qf.shape[1]}-d but gallery features {gf.shape[1]}-d")
+    if not (np.isfinite(qf).all() and np.isfinite(gf).all()):
+        raise NatError("features must be finite (a NaN or an infinity has no rank)")
     protocol = _protocol(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
     max_rank = min(max(ranks), num_g)
 
-    index = faiss.IndexFlatL2(qf.shape[1])
-    index.add(gf)
     valid, first_hit, ap = [], [], []  # valid queries only, in query order (as torchreid appends)
-    chunk = max(1, CHUNK_ELEMENTS // num_g)
-    buffer = np.empty((min(chunk, num_q), num_g), dtype=np.float32)
-    for start in range(0, num_q, chunk):
-        stop = min(start + chunk, num_q)
-        distances = _exhaustive_distances(index, qf[start:stop], buffer[:stop - start])
-        for row, q in enumerate(range(start, stop)):
+    for start, distances in _distance_chunks(torch.from_numpy(qf), torch.from_numpy(gf)):
+        for row, q in enumerate(range(start, start + len(distances))):
             if protocol[q] is None:
                 continue  # the identity is not in the gallery under another camera: skipped
             matches, removed = protocol[q]
-            hit, score = _first_hit_and_ap(distances[row], matches, removed, num_g - removed.size)
+            positions = _match_positions(distances[row], matches, removed)
             valid.append(q)
-            first_hit.append(hit)
-            ap.append(score)
+            first_hit.append(positions[0])
+            ap.append(_average_precision(positions, num_g - removed.size))
 
     return Ranking.of_queries(valid, ap, first_hit, max_rank)
 
@@ -181,39 +180,56 @@ def chance_scores(q_pids, g_pids, q_camids, g_camids):
     return float(np.mean(ap)), float(np.mean(hit))
 
 
-def _exhaustive_distances(index, queries, out):
-    """``out[i, j]``: the squared distance of query ``i`` to gallery entry ``j`` from ``index``'s
-    range search with an infinite radius, read from faiss' result without the copies of its Python
-    wrapper (which returns ids too, for a scatter)."""
-    num_q, num_g = out.shape
-    result = faiss.RangeSearchResult(num_q)
-    index.range_search_c(num_q, faiss.swig_ptr(queries), float("inf"), result)
-    lims = faiss.rev_swig_ptr(result.lims, num_q + 1)
-    if lims[-1] != num_q * num_g:
-        raise NatError(f"faiss returned {int(lims[-1])} of {num_q * num_g} distances: are the "
-                       "features finite?")
-    dist = faiss.rev_swig_ptr(result.distances, num_q * num_g).reshape(num_q, num_g)
-    ids = faiss.rev_swig_ptr(result.labels, num_q * num_g).reshape(num_q, num_g)
-    if (ids == np.arange(num_g)).all():  # in gallery order: one copy
-        out[...] = dist
-    else:
-        out[np.arange(num_q)[:, None], ids] = dist
-    return out
+def _distance_chunks(qf, gf):
+    """``(first query, its chunk of torchreid's distance matrix)`` in query order: torchreid's
+    ``euclidean_squared_distance`` (row norms of the whole inputs, as it computes them, then
+    ``addmm_``) a chunk of queries at a time, in one reused float32 buffer (a numpy view)."""
+    num_q, num_g = qf.shape[0], gf.shape[0]
+    q_norms = torch.pow(qf, 2).sum(dim=1, keepdim=True)
+    g_norms = torch.pow(gf, 2).sum(dim=1, keepdim=True).t()
+    # chunks of (nearly) equal size: MKL multiplies a few rows with other kernels, whose bits
+    # differ, so a short last chunk could rank otherwise
+    num_chunks = min(num_q, -(-num_q * num_g // CHUNK_ELEMENTS))
+    bounds = np.linspace(0, num_q, num_chunks + 1).round().astype(int)
+    buffer = torch.empty(int(np.diff(bounds).max()), num_g)
+    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        out = buffer[:stop - start]
+        torch.add(q_norms[start:stop].expand(-1, num_g), g_norms.expand(stop - start, -1), out=out)
+        out.addmm_(qf[start:stop], gf.t(), beta=1, alpha=-2)
+        yield start, out.numpy()
 
 
-def _first_hit_and_ap(row, matches, removed, num_kept):
-    """Rank of the first correct match and AP of one query from its distance ``row``."""
-    d = row[matches]
-    before = (row < d[:, None]).sum(1)
-    for i in np.flatnonzero((row == d[:, None]).sum(1) > 1):  # exact ties: gallery index decides
-        before[i] += np.count_nonzero(row[:matches[i]] == d[i])
-    if removed.size:
-        d_removed = row[removed]
-        before -= ((d_removed < d[:, None])
-                   | ((d_removed == d[:, None]) & (removed < matches[:, None]))).sum(1)
-    positions = np.sort(before + 1)  # 1-based positions in the query's filtered ranking
-    # torchreid's AP: sum over the filtered ranking of (hits so far / position) at the hits,
-    # zeros elsewhere; the same array and the same pairwise sum give the same bits.
+def _match_positions(row, matches, removed):
+    """Sorted 1-based positions of the correct matches ``matches`` in one query's ranking of the
+    kept gallery (``removed``: the entries its protocol drops), as torchreid's argsort ranks them."""
+    d = np.sort(row[matches])
+    nearer = np.sort(row[row <= d[-1]])  # only entries up to the farthest match can precede one
+    below, upto = np.searchsorted(nearer, d, "left"), np.searchsorted(nearer, d, "right")
+    d_removed = row[removed]
+    removed_below = np.searchsorted(np.sort(d_removed), d, "left")
+    tied = upto - below - (d_removed == d[:, None]).sum(1)
+    if (tied > (d == d[:, None]).sum(1)).any():
+        return _positions_by_argsort(row, matches, removed)  # a match ties with a kept non-match
+    # within a tie of matches (and removed entries) the matches take the consecutive positions
+    same = np.searchsorted(d, d, "left")
+    return below - removed_below + (np.arange(d.size) - same) + 1
+
+
+def _positions_by_argsort(row, matches, removed):
+    """Torchreid's way: the whole row by ``np.argsort`` (its order of exact ties), then the
+    kept entries' match flags."""
+    order = np.argsort(row)
+    keep = np.ones(row.size, dtype=bool)
+    keep[removed] = False
+    is_match = np.zeros(row.size, dtype=bool)
+    is_match[matches] = True
+    return np.flatnonzero(is_match[order][keep[order]]) + 1
+
+
+def _average_precision(positions, num_kept):
+    """Torchreid's AP: over the filtered ranking, (hits so far / position) at the hits and zeros
+    elsewhere, summed pairwise over the whole array (the same array gives the same bits), divided
+    by the number of hits."""
     precision = np.zeros(num_kept, dtype=np.float64)
     precision[positions - 1] = np.arange(1, positions.size + 1) / positions.astype(np.float64)
-    return positions[0], precision.sum() / positions.size
+    return precision.sum() / positions.size
