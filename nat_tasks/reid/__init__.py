@@ -12,7 +12,7 @@
 - ``train``: a training run from a config (one process, or DDP under torchrun: ``distributed``);
   ``evaluation``: the run of ``tools/test_reid.py``;
   ``demo``: the embedded flow; ``cli``: both tools' command lines.
-- ``ranking``: Market-1501 CMC / mAP with faiss; ``robustness``: clean / attacked scores with
+- ``ranking``: Market-1501 CMC / mAP as torchreid's; ``robustness``: clean / attacked scores with
   intervals, paired differences, the Table 12 report; ``worst_case``: the worst case per query;
   ``checklist``: gradient-masking checks.
 """

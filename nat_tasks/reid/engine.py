@@ -225,7 +225,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
     def save_model(self, epoch, rank1, save_dir, is_best=False):
         self._save(epoch + 1, osp.join(save_dir, f"epoch_{epoch + 1}.pth"))
 
-    # ---- evaluation: faiss ranking (``ranking``) instead of torchreid's distance matrix --------
+    # ---- evaluation: ``ranking`` (torchreid's numbers, chunked) instead of its full matrix ------
 
     def _evaluate(self, dataset_name="", query_loader=None, gallery_loader=None,
                   ranks=(1, 5, 10), normalize_feature=False, **unused):

@@ -61,7 +61,7 @@ def evaluate(cfg, weights, out):
                 "checklist_attacks": [a.settings() | {"budget": a.budget} for a in extra],
                 "transfer_from": surrogate or None,
                 "step": f"{test.alpha * 255:g}/255", "guides": "query set",
-                "protocol": "Market-1501 (same-identity same-camera gallery removed), faiss",
+                "protocol": "Market-1501 (same-identity same-camera gallery removed), squared L2",
                 "chance": {"mAP": chance_map, "rank1": chance_rank1}}
     table = write_report(rows, attacks + worst, out, settings, checks)
     print(table + f"written: {out}.json, {out}.md")

@@ -5,7 +5,7 @@ Protocol (Table 12 of the paper): the model in eval mode; every query image is a
 [0, 1] pixels) with guides from the query set (its identity's query images, padded as in the
 reference, see ``attacks``; FNA also pulls toward the mean query feature of the other identity
 furthest from it); the gallery stays clean; retrieval and metrics by ``ranking.query_ranking``
-(faiss, Market-1501 protocol). Before an attack runs on query batch ``b``, torch is seeded with
+(Market-1501 protocol). Before an attack runs on query batch ``b``, torch is seeded with
 ``runtime.seeding.batch_seed(seed, b)``, as classification does: a batch's numbers depend on the
 seed, its index and its images only, not on which attacks, models or batches ran before, so a
 batch attacked alone (a resumed run, another process) gives what one run gives. Every attacked

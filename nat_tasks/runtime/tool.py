@@ -25,7 +25,7 @@ from nat_tasks.core.errors import cli_entry
 # Notices of the pinned stack that say nothing about the user's run.
 QUIET = (
     "pkg_resources is deprecated",  # mmengine imports it (setuptools < 81 is pinned for it)
-    "Cython evaluation .* is unavailable",  # torchreid's optional ranking extension; we use faiss
+    "Cython evaluation .* is unavailable",  # torchreid's optional ranking extension; we rank ourselves
 )
 
 
