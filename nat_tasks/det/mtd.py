@@ -4,9 +4,10 @@ Per image, two candidates are crafted in the same Linf ball around the clean pix
 the classification loss, one the localisation loss (each from its own random start). Each image
 keeps the candidate with the larger total (cls + loc) loss; the detector trains on that batch.
 
-The detector crafts in eval mode (``eval_mode``), as classification's inner attacks do: the attack
-then sees the network evaluation sees, and its extra forward passes do not move BatchNorm's running
-statistics (in train mode each step would update them with adversarial-candidate batches).
+The detector crafts in eval mode (``eval_mode``; classification's methods follow their
+references' mode instead, see docs/advanced/reference_defaults.md): the attack then sees the
+network evaluation sees, and its extra forward passes do not move BatchNorm's running statistics
+(in train mode each step would update them with adversarial-candidate batches).
 """
 from dataclasses import dataclass
 
