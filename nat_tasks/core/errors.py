@@ -72,12 +72,12 @@ def cli_entry(main):
 
 
 def _exit_with(line):
-    _close_progress_bars()
+    close_progress_bars()
     print(f"error: {line}", file=sys.stderr)
     sys.exit(2)
 
 
-def _close_progress_bars():
+def close_progress_bars():
     """A live tqdm bar leaves the cursor mid-line: close it, so the error starts a line of its own."""
     bars = getattr(getattr(sys.modules.get("tqdm"), "tqdm", None), "_instances", None)
     for bar in list(bars or ()):

@@ -26,7 +26,6 @@ through DDP, attacks and evaluation use the network itself (``net``). The triple
 attack's guides see the global batch; rank 0 alone evaluates and writes checkpoints and logs.
 """
 import os.path as osp
-import sys
 
 import torch
 from mmengine.dist import get_dist_info, is_main_process
@@ -35,8 +34,8 @@ from torchreid.reid.engine import ImageTripletEngine
 
 from nat_tasks.core.checkpoint import atomic_save
 from nat_tasks.core.errors import NatError, check_finite
-from nat_tasks.runtime.preemption import (Preempted, Replayed, StopRequest, capture_rng, gather_per_process,
-                                          own_share, restore_rng, stopped_line)
+from nat_tasks.runtime.preemption import (Preempted, Replayed, StopRequest, announce_stop, capture_rng,
+                                          gather_per_process, own_share, restore_rng)
 
 from .distributed import NoWriter, gather_batch
 from .ranking import clean_ranking
@@ -174,8 +173,7 @@ class AdversarialTripletEngine(ImageTripletEngine):
         if self.position:  # mid-epoch: save this point (else latest.pth already is)
             self._save(self.epoch, latest)
             where = f"in epoch {self.epoch + 1} after iteration {self.position} of {len(self.train_loader)}"
-        if is_main_process():
-            print(stopped_line(self.stop.name, where, latest), file=sys.stderr, flush=True)
+        announce_stop(self.stop.name, where, latest)
         raise Preempted()
 
     def test(self, *args, **kwargs):

@@ -24,7 +24,7 @@ from nat_tasks.runtime.faults import training_faults
 from .adversary import build_nat_adversary, counterpart_config, nasty_spec, needs_counterpart
 from .attacks import REGISTRY
 from .config import METHODS, method_of
-from .data import build_datamanager
+from .data import build_datamanager, check_dataset
 from .distributed import quiet_unless_main, shard_train_loader, wrap_model
 from .engine import LATEST, AdversarialTripletEngine
 from .model import build_reid_model
@@ -55,6 +55,7 @@ def _train(cfg):
     if method == "amd_nat":
         spec = nasty_spec(cfg, _counterpart(cfg) if needs_counterpart(cfg) else None)
 
+    check_dataset(cfg.data.root, cfg.data.sources)  # a wrong tree is one line before the work dir exists
     if is_main_process():
         remove_temporaries(work_dir)  # unfinished writes of a killed run
     seed_everything(cfg.seed)

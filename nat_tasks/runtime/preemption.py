@@ -4,7 +4,7 @@ A scheduler that preempts a job (Slurm, Kubernetes, a spot instance) sends SIGTE
 period later, SIGKILL; Ctrl-C sends SIGINT. While a trainer runs, ``StopRequest`` turns both into a
 flag instead of an exception: the current iteration (its inner attack included) finishes, the
 trainer writes a checkpoint of that exact point (``capture_rng`` and the data-loader position
-included), prints ``stopped_line`` and raises ``Preempted``: exit status ``PREEMPTED_EXIT``. A
+included), prints ``announce_stop``'s line and raises ``Preempted``: exit status ``PREEMPTED_EXIT``. A
 second Ctrl-C interrupts at once.
 
 Under DDP every process polls its flag at the same iteration boundaries and the flags are
@@ -13,11 +13,14 @@ together; a process that left alone would block the others in their next collect
 """
 import random
 import signal
+import sys
 import threading
 
 import numpy as np
 import torch
-from mmengine.dist import all_gather_object, all_reduce, get_dist_info, is_distributed
+from mmengine.dist import all_gather_object, all_reduce, get_dist_info, is_distributed, is_main_process
+
+from nat_tasks.core.errors import close_progress_bars
 
 PREEMPTED_EXIT = 75  # sysexits.h's EX_TEMPFAIL: a temporary failure, the user may retry (--resume)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -96,10 +99,13 @@ def own_share(values):
     return values[get_dist_info()[0]]
 
 
-def stopped_line(signame, where, checkpoint):
-    """The one line a stopped run prints: what was saved and how to continue."""
-    return (f"stopped by {signame} {where}: saved {checkpoint}; to continue, rerun the same command "
-            f"with --resume (exit status {PREEMPTED_EXIT})")
+def announce_stop(signame, where, checkpoint):
+    """Print (rank 0) the one line a stopped run prints: what was saved and how to continue; a live
+    progress bar is closed first, so the line starts a line of its own."""
+    if is_main_process():
+        close_progress_bars()
+        print(f"stopped by {signame} {where}: saved {checkpoint}; to continue, rerun the same command "
+              f"with --resume (exit status {PREEMPTED_EXIT})", file=sys.stderr, flush=True)
 
 
 def replay(batches, skip, rng):

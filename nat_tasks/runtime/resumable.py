@@ -24,7 +24,6 @@ classes (same options):
 import glob
 import os
 import re
-import sys
 
 from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import CheckpointHook
@@ -34,8 +33,8 @@ from mmengine.runner import EpochBasedTrainLoop, Runner
 from nat_tasks.core.checkpoint import atomic_write_text, remove_temporaries, safe_load
 from nat_tasks.core.errors import NatError
 
-from .preemption import (Preempted, StopRequest, capture_rng, gather_per_process, own_share, replay,
-                         restore_rng, stopped_line)
+from .preemption import (Preempted, StopRequest, announce_stop, capture_rng, gather_per_process, own_share,
+                         replay, restore_rng)
 
 ATOMIC = dict(backend="atomic_local")  # nat_tasks.runtime.atomic_backend
 RUN_FOLDER = re.compile(r"^\d{8}_\d{6}$")  # mmengine's timestamp folders
@@ -272,8 +271,7 @@ class PreemptibleTrainLoop(EpochBasedTrainLoop):
         path = hooks[0].save_stop_checkpoint(self.runner)
         where = (f"in epoch {self._epoch + 1} after iteration {self.position} of {len(self.dataloader)}"
                  if self.position else f"after epoch {self._epoch}")
-        if is_main_process():
-            print(stopped_line(self.stop.name, where, path), file=sys.stderr, flush=True)
+        announce_stop(self.stop.name, where, path)
         raise Preempted()
 
 
