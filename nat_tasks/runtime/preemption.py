@@ -11,6 +11,7 @@ Under DDP every process polls its flag at the same iteration boundaries and the 
 all-reduced (``should_stop``), so all processes stop after the same step and write one checkpoint
 together; a process that left alone would block the others in their next collective.
 """
+import os
 import random
 import signal
 import sys
@@ -39,9 +40,11 @@ class StopRequest:
     def __init__(self):
         self.signum = None
         self._previous = {}
+        self._owner = None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # only it may install handlers
+            self._owner = os.getpid()
             self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
         return self
 
@@ -53,6 +56,12 @@ class StopRequest:
         self._previous = {}
 
     def _handle(self, signum, frame):
+        if os.getpid() != self._owner:
+            # a forked child (a multiprocessing pool's or a data loader's worker) inherits the
+            # handler; its parent stops it with SIGTERM (Pool.terminate), which must still end it
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # Ctrl-C twice: the user does not want to wait
         self.signum = self.signum or signum
