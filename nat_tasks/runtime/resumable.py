@@ -21,6 +21,7 @@ classes (same options):
 - ``ResumableRunner`` (for ``Runner``): a resumed run appends to the log (and scalars) of the run
   folder it continues instead of starting a new timestamp folder.
 """
+import contextlib
 import glob
 import os
 import re
@@ -282,8 +283,11 @@ class ResumableRunner(Runner):
     def build_logger(self, log_level="INFO", log_file=None, **kwargs):
         previous = self.cfg.get("resume") and previous_run_folder(self.work_dir, self.timestamp)
         if previous and log_file is None:
-            if os.path.isdir(self._log_dir) and not os.listdir(self._log_dir):
-                os.rmdir(self._log_dir)  # this run's own, still empty
+            # This run's own folder, still empty. Every rank made it and every rank removes it
+            # (each after its own mkdir, so none is left); another rank may have been first.
+            with contextlib.suppress(FileNotFoundError):
+                if not os.listdir(self._log_dir):
+                    os.rmdir(self._log_dir)
             self._log_dir = previous
             log_file = os.path.join(previous, os.path.basename(previous) + ".log")
         return super().build_logger(log_level=log_level, log_file=log_file, **kwargs)
