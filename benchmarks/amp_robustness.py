@@ -3,7 +3,7 @@
 Per seed: the demo's vanilla adversary (float32), then each method (PGD-AT and NAT by default)
 trained twice with the same seed, schedule, data order and adversary, once in float32 and once
 with ``--amp`` (the trainer of ``tools/train_cls.py``: ``load_cls_config`` + ``enable_amp`` +
-``train``, with the demo's settings, ``nat_tasks/cls/demo.py``'s ``train_options``). Every model
+``train``, with the demo's settings, ``nat_tasks/cls/demos/demo.py``'s ``train_options``). Every model
 is evaluated in float32 by the evaluation of ``tools/eval_cls.py`` (``cls.evaluation.evaluate``)
 on the demo's held-out digits: clean and PGD-20 on ``--n-eval``, AutoAttack (``--autoattack``,
 standard by default) on ``--n-autoattack`` of them. The table gives each model's mean over seeds
@@ -27,13 +27,14 @@ from mmengine.config import DictAction
 
 from bench_common import cpu_info  # benchmarks/ is the script folder: on sys.path
 from nat_tasks.cls import load_cls_config, train
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.attacks import REGISTRY, ThreatModel
-from nat_tasks.cls.data import EmbeddedMNIST
-from nat_tasks.cls.demo import CONFIG_DIR, MODELS, DemoSettings, train_options
-from nat_tasks.cls.evaluation import evaluate, subset_indices
-from nat_tasks.cls.train import last_checkpoint
-from nat_tasks.cls.weights import load_classifier_weights
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.evaluation.attacks import REGISTRY, ThreatModel
+from nat_tasks.cls.data.data import EmbeddedMNIST
+from nat_tasks.cls.demos.demo import CONFIG_DIR, MODELS, DemoSettings, train_options
+from nat_tasks.cls.evaluation.evaluation import evaluate
+from nat_tasks.cls.data.subsets import subset_indices
+from nat_tasks.cls.training.train import last_checkpoint
+from nat_tasks.cls.models.weights import load_classifier_weights
 from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.stats import format_interval, seed_summary
 from nat_tasks.runtime import default_device, markdown_table, select_runner_device, tool_main, write_results
@@ -162,7 +163,7 @@ def main(argv=None):
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 on a shared, loaded CPU)")
     parser.add_argument("--work-dir", default="work_dirs/amp_robustness")
-    parser.add_argument("--demo-options", nargs="+", action=DictAction, help="DemoSettings knobs (nat_tasks/cls/demo.py)")
+    parser.add_argument("--demo-options", nargs="+", action=DictAction, help="DemoSettings knobs (nat_tasks/cls/demos/demo.py)")
     run(parser.parse_args(sys.argv[1:] if argv is None else argv))
 
 

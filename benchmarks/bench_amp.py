@@ -28,9 +28,9 @@ import torch
 from mmengine.optim import build_optim_wrapper
 
 from bench_common import cpu_info, interleaved_rounds, ratios_to, timed  # benchmarks/ is the script folder: on sys.path
-from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.data import CIFAR10
+from nat_tasks.cls.training.adversarial_classifier import AdversarialClassifier
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.data.data import CIFAR10
 from nat_tasks.runtime import default_device, select_runner_device
 from nat_tasks.runtime.amp import AMP_DTYPES, WRAPPER, amp_dtype
 

@@ -36,7 +36,7 @@ def cifar_model_and_batch(args, device):
     """``args.model`` (random weights, CIFAR-10 normalisation) in eval mode and a random batch of
     ``args.batch_size`` CIFAR-shaped images, after applying ``args.threads`` and seeding."""
     from nat_tasks.cls import build_classifier
-    from nat_tasks.cls.data import CIFAR10
+    from nat_tasks.cls.data.data import CIFAR10
 
     if args.threads:
         torch.set_num_threads(args.threads)

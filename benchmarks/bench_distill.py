@@ -38,7 +38,7 @@ CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 
 def distillation_steps(repeats, batch_size, device, teacher_arch, teacher_precision, clock="wall"):
     from nat_tasks.cls import build_classifier, build_method
-    from nat_tasks.cls.data import CIFAR10
+    from nat_tasks.cls.data.data import CIFAR10
     from nat_tasks.core import FrozenAdversary
 
     data = dict(mean=CIFAR10.mean, std=CIFAR10.std)

@@ -48,7 +48,7 @@ def evict(path):
 
 def measure(kind, path, reads):
     """One measurement in this (fresh) process: a dict of figures."""
-    from nat_tasks.cls.generated_data import GeneratedImages
+    from nat_tasks.cls.data.generated_data import GeneratedImages
 
     evict(path)
     memory, start = rss_anon_mb(), time.perf_counter()

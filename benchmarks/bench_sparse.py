@@ -38,7 +38,7 @@ import time
 import torch
 
 from nat_tasks.cls import CLASSIFIERS, build_classifier
-from nat_tasks.cls.data import CIFAR10
+from nat_tasks.cls.data.data import CIFAR10
 from nat_tasks.cls.methods import build_method
 from nat_tasks.core.attacks import pgd
 from nat_tasks.core.soft_targets import SoftTargets

@@ -205,9 +205,9 @@ def pgd_flags(model, x, y, starts):
 
 def check_pgd(checkpoint, device, x, y):
     """PGD-20 of fixed weights on the CPU and on ``device``, the same start points, on digits ``x, y``."""
-    from nat_tasks.cls.architectures import build_classifier
-    from nat_tasks.cls.data import EmbeddedMNIST
-    from nat_tasks.cls.weights import load_classifier_weights
+    from nat_tasks.cls.models.architectures import build_classifier
+    from nat_tasks.cls.data.data import EmbeddedMNIST
+    from nat_tasks.cls.models.weights import load_classifier_weights
 
     info = dict(num_classes=10, in_channels=1, image_size=28, mean=EmbeddedMNIST.mean, std=EmbeddedMNIST.std)
     n = len(y)
@@ -227,7 +227,7 @@ def check_pgd(checkpoint, device, x, y):
 
 
 def held_out(n):
-    from nat_tasks.cls.demo import held_out_digits
+    from nat_tasks.cls.demos.demo import held_out_digits
 
     return held_out_digits(4000, n)  # of the MNIST config's test split (1000 digits)
 
@@ -255,8 +255,8 @@ def autoattack_rate(model, x, y, dry_run):
 def check_speed(device, dry_run):
     """The speed table's figures (no pass/fail)."""
     from bench_amp import build_variant
-    from nat_tasks.cls.architectures import build_classifier
-    from nat_tasks.cls.data import CIFAR10
+    from nat_tasks.cls.models.architectures import build_classifier
+    from nat_tasks.cls.data.data import CIFAR10
     from nat_tasks.runtime.amp import amp_dtype
 
     batch_size, repeats = (2, 1) if dry_run else (128, 5)

@@ -63,7 +63,7 @@ def validate_only(cfg):
     without building a runner, which would make each example cost seconds."""
     from mmengine.registry import DATASETS, MODELS
 
-    from nat_tasks.cls.train import _registry_errors
+    from nat_tasks.cls.training.train import _registry_errors
 
     with _registry_errors():
         MODELS.build(cfg.model)
@@ -83,7 +83,7 @@ def nat_options(tmp_path_factory):
     the nasty term's checks instead of stopping at a missing adversary."""
     import torch
 
-    from nat_tasks.cls.architectures import build_classifier
+    from nat_tasks.cls.models.architectures import build_classifier
 
     path = tmp_path_factory.mktemp("fuzz") / "adversary.pth"
     torch.save(build_classifier("small_cnn", 10).state_dict(), path)

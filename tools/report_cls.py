@@ -1,4 +1,4 @@
-"""One robustness report page for classification checkpoints (``nat_tasks.cls.robustness_report``)."""
+"""One robustness report page for classification checkpoints (``nat_tasks.cls.evaluation.robustness_report``)."""
 import os
 import shlex
 import sys
@@ -6,10 +6,10 @@ import time
 
 from nat_tasks.cls import classifier_from_config, load_cls_config
 from nat_tasks.cls.analysis import FIGURES, parse_figures
-from nat_tasks.cls.attacks import check_threat
-from nat_tasks.cls.eval_setup import (add_evaluation_options, attack_names, check_one_data_set, check_spec,
+from nat_tasks.cls.evaluation.attacks import check_threat
+from nat_tasks.cls.evaluation.eval_setup import (add_evaluation_options, attack_names, check_one_data_set, check_spec,
                                       load_examples, load_surrogate, model_list, threat_model)
-from nat_tasks.cls.robustness_report import (ModelInput, ReportSettings, analysis_section, build_report, model_report,
+from nat_tasks.cls.evaluation.robustness_report import (ModelInput, ReportSettings, analysis_section, build_report, model_report,
                                              states_folder)
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import resolve_device, tool_main, tool_parser

@@ -16,7 +16,7 @@ Grid values are comma-separated and parse like --cfg-options values (list values
 """
 import sys
 
-from nat_tasks.cls.sweep import parse_grid, print_commands, run_sweep
+from nat_tasks.cls.demos.sweep import parse_grid, print_commands, run_sweep
 from nat_tasks.core.errors import on_fault
 from nat_tasks.runtime import tool_main, tool_parser
 

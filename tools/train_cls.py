@@ -19,7 +19,7 @@ import sys
 from mmengine.config import DictAction
 
 from nat_tasks.cls import load_cls_config, train
-from nat_tasks.cls.demo import run_demo
+from nat_tasks.cls.demos.demo import run_demo
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import select_runner_device, tool_main, tool_parser
 from nat_tasks.runtime.amp import AMP_DTYPES, enable_amp
@@ -57,7 +57,7 @@ def build_parser():
                         help="autocast dtype of --amp (default: bfloat16 where the device has it, else float16)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--demo-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
-                        help="demo budget knobs, e.g. at_epochs=5 n_autoattack=100 (see nat_tasks/cls/demo.py)")
+                        help="demo budget knobs, e.g. at_epochs=5 n_autoattack=100 (see nat_tasks/cls/demos/demo.py)")
     return parser
 
 

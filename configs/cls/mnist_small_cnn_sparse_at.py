@@ -1,5 +1,5 @@
 # sAT of the small CNN on the embedded MNIST digits, the l0 threat model (one channel: k pixels =
-# k elements): the sparse demo's baseline (nat_tasks/cls/sparse_demo.py; CPU, seconds per epoch).
+# k elements): the sparse demo's baseline (nat_tasks/cls/demos/sparse_demo.py; CPU, seconds per epoch).
 # k = 20 of 784 pixels (2.6 %, about CIFAR's 20 of 1024) and 20 sPGD steps: our choice for the demo,
 # not a published MNIST setting. steps=1 is 1-step sAT (Fast-LS-l0's attack, CE loss).
 _base_ = ['_base_/datasets/mnist_embedded.py', '_base_/schedules/mnist_short.py',

@@ -73,7 +73,7 @@ def imagenet_root(tmp_path_factory):
 def small_cnn_file(tmp_path_factory):
     import torch
 
-    from nat_tasks.cls.architectures import build_classifier
+    from nat_tasks.cls.models.architectures import build_classifier
 
     path = tmp_path_factory.mktemp("small_cnn") / "small_cnn.pth"
     torch.manual_seed(0)

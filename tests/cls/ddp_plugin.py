@@ -8,7 +8,7 @@ the PGD-AT attack starts at x (a random start draws different noise on each rank
 import torch.nn.functional as F
 from torch import nn
 
-from nat_tasks.cls.architectures import CLASSIFIERS
+from nat_tasks.cls.models.architectures import CLASSIFIERS
 from nat_tasks.cls.methods import METHODS, register_method
 from nat_tasks.core.attacks import eval_mode, pgd
 

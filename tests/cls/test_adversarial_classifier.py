@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from nat_tasks.cls import methods
-from nat_tasks.cls.adversarial_classifier import SECTIONS, AdversarialClassifier, register_section
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.metric import AdversarialAccuracy
+from nat_tasks.cls.training.adversarial_classifier import SECTIONS, AdversarialClassifier, register_section
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.training.metric import AdversarialAccuracy
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sparse import changed_locations, spgd
 

@@ -7,7 +7,7 @@ import pytest
 from mmengine.config import Config
 
 import nat_tasks.cls  # noqa: F401  (registers the optimizer wrappers)
-from nat_tasks.cls.nasty_section import nasty_spec
+from nat_tasks.cls.training.nasty_section import nasty_spec
 from nat_tasks.core.adversary import random_init_seed
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

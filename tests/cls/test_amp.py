@@ -14,7 +14,7 @@ from mmengine.optim import build_optim_wrapper
 
 import nat_tasks.cls.methods.standard as standard
 import nat_tasks.core.attacks as core_attacks
-from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
+from nat_tasks.cls.training.adversarial_classifier import AdversarialClassifier
 from nat_tasks.core import NastyLoss
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime.amp import WRAPPER, MixedPrecisionOptimWrapper, amp_dtype

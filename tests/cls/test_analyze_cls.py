@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.models.architectures import build_classifier
 from .train_helpers import write_cifar10, write_config
 
 FIGURES = ("sparsity", "hyperplanes", "umap", "boundary", "weights", "runner_up")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import CLASSIFIERS, build_classifier, data_info
+from nat_tasks.cls.models.architectures import CLASSIFIERS, build_classifier, data_info
 from nat_tasks.core.errors import NatError
 
 LIGHT = ["small_cnn", "preact_resnet18", "resnet18", "mobilenet_v2", "vgg11"]

@@ -5,8 +5,8 @@ import inspect
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.attacks import REGISTRY, ThreatModel
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.evaluation.attacks import REGISTRY, ThreatModel
 from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.nasty_config import NastySpec
@@ -117,8 +117,8 @@ def test_threat_model_is_checked():
 
 
 # ---- the sparse (l0) attacks ----------------------------------------------------------------------
-from nat_tasks.cls import attacks as cls_attacks  # noqa: E402
-from nat_tasks.cls.attacks import SparseThreat, check_threat  # noqa: E402
+from nat_tasks.cls.evaluation import attacks as cls_attacks  # noqa: E402
+from nat_tasks.cls.evaluation.attacks import SparseThreat, check_threat  # noqa: E402
 
 L0 = SparseThreat(k=20)
 SPARSE = "patience 3, alpha=0.25, beta=0.25, CE loss, early stop, L0 k=20 pixels"

@@ -222,7 +222,7 @@ def _ddp_worker(rank, init_file, out_dir):
     from mmengine.model import MMDistributedDataParallel
     from mmengine.optim import OptimWrapper
 
-    from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
+    from nat_tasks.cls.training.adversarial_classifier import AdversarialClassifier
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
@@ -257,8 +257,8 @@ def test_ddp_ranks_perturb_alike_and_stay_identical(tmp_path):
 # ---- end to end: mmengine's runner (tools/train_cls.py's path, in process), NAT-AWP ---------------
 
 def test_nat_awp_trains_an_epoch_and_mmengine_steps_remove_the_perturbation(cifar10_root, tmp_path):
-    from nat_tasks.cls.architectures import build_classifier
-    from nat_tasks.cls.train import build_runner, load_cls_config
+    from nat_tasks.cls.models.architectures import build_classifier
+    from nat_tasks.cls.training.train import build_runner, load_cls_config
 
     adversary = tmp_path / "adversary.pth"
     torch.save(build_classifier("small_cnn", 10).state_dict(), adversary)  # random init (Table 8)

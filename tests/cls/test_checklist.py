@@ -2,8 +2,8 @@
 import torch
 from torch import nn
 
-from nat_tasks.cls.checklist import gradient_masking_checklist
-from nat_tasks.cls.attacks import ThreatModel
+from nat_tasks.cls.evaluation.checklist import gradient_masking_checklist
+from nat_tasks.cls.evaluation.attacks import ThreatModel
 from nat_tasks.core.sanity import checks_markdown
 
 THREAT = ThreatModel(eps=0.15, alpha=0.04)  # the class patterns differ by 0.2 per pixel

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from nat_tasks.cls import sweep
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.data import CIFAR10
+from nat_tasks.cls.demos import sweep
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.data.data import CIFAR10
 from nat_tasks.core.errors import NatError
 
 from .train_helpers import CONFIGS, VAL_SIZE, write_config

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from nat_tasks.cls import load_cls_config, train
-from nat_tasks.cls.data import CIFAR10, ImageNet100
+from nat_tasks.cls.data.data import CIFAR10, ImageNet100
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.checkpoint import safe_load
 from .train_helpers import write_cifar10, write_config

@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mmengine.registry import DATASETS
 
 import nat_tasks.cls  # noqa: F401  (registers the data sets)
-from nat_tasks.cls.data import selection_label
-from nat_tasks.cls.nasty_section import nasty_spec
+from nat_tasks.cls.data.data import selection_label
+from nat_tasks.cls.training.nasty_section import nasty_spec
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "cls", "*.py")))

@@ -14,7 +14,7 @@ from mmengine.registry import DATASETS
 from torch.utils.data import DataLoader
 
 import nat_tasks
-from nat_tasks.cls.data import (CIFAR10, CIFAR100, EmbeddedMNIST, ImageNet100, check_not_trained_on,
+from nat_tasks.cls.data.data import (CIFAR10, CIFAR100, EmbeddedMNIST, ImageNet100, check_not_trained_on,
                                  selection_label)
 from nat_tasks.core.errors import NatError
 from .conftest import write_pickle

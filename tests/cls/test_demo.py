@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from nat_tasks.cls.demo import CONFIG_DIR, MODELS, DemoSettings, _summarise, train_options
-from nat_tasks.cls.train import load_cls_config
+from nat_tasks.cls.demos.demo import CONFIG_DIR, MODELS, DemoSettings, _summarise, train_options
+from nat_tasks.cls.training.train import load_cls_config
 from nat_tasks.core.errors import NatError
 from .train_helpers import run_tool
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nat_tasks.cls import classifier_from_config, load_cls_config
-from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.models.architectures import build_classifier
 from nat_tasks.runtime.seeding import batch_seed
 from nat_tasks.core.attacks import pgd
 from .train_helpers import REPO, assert_one_line_error, run_tool, write_cifar10, write_config

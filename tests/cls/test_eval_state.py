@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from nat_tasks.cls.attacks import ThreatModel
-from nat_tasks.cls.eval_state import EvalState, open_state
+from nat_tasks.cls.evaluation.attacks import ThreatModel
+from nat_tasks.cls.evaluation.eval_state import EvalState, open_state
 from nat_tasks.runtime.seeding import batch_seed
-from nat_tasks.cls.evaluation import build_attacks, evaluate, evaluation_settings
+from nat_tasks.cls.evaluation.evaluation import build_attacks, evaluate, evaluation_settings
 from nat_tasks.core.attack_registry import Attack
 from nat_tasks.core.errors import NatError
 

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.attacks import ThreatModel
-from nat_tasks.cls.evaluation import _check_budget, evaluate, subset_indices
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.evaluation.attacks import ThreatModel
+from nat_tasks.cls.evaluation.evaluation import _check_budget, evaluate
+from nat_tasks.cls.data.subsets import subset_indices
 from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.attacks import fgsm
 from nat_tasks.core.errors import NatError
@@ -126,7 +127,7 @@ def test_examples_outside_the_budget_are_refused():
 
 
 # ---- the l0 threat model --------------------------------------------------------------------------
-from nat_tasks.cls.attacks import SparseThreat  # noqa: E402
+from nat_tasks.cls.evaluation.attacks import SparseThreat  # noqa: E402
 from nat_tasks.core.sparse import SparseBudgetError, changed_locations  # noqa: E402
 
 

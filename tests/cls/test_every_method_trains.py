@@ -10,7 +10,7 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
 from nat_tasks.cls import METHODS, AdversarialClassifier
-from nat_tasks.cls.data import CIFAR10
+from nat_tasks.cls.data.data import CIFAR10
 
 LINF = dict(eps=2 / 255, alpha=1 / 255, steps=1)
 L0 = dict(k=4)

@@ -15,11 +15,11 @@ from mmengine.config import Config
 from mmengine.dataset import DefaultSampler
 from mmengine.registry import DATA_SAMPLERS
 
-from nat_tasks.cls.data import CIFAR10, CIFAR100, check_not_trained_on
-from nat_tasks.cls.generated_data import GeneratedImages, GeneratedMixBatchSampler
+from nat_tasks.cls.data.data import CIFAR10, CIFAR100, check_not_trained_on
+from nat_tasks.cls.data.generated_data import GeneratedImages, GeneratedMixBatchSampler
 from nat_tasks.cls.methods.registry import register_method
-from nat_tasks.cls.nasty_section import nasty_spec
-from nat_tasks.cls.train import load_cls_config, train
+from nat_tasks.cls.training.nasty_section import nasty_spec
+from nat_tasks.cls.training.train import load_cls_config, train
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 

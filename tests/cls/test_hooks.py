@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nat_tasks.cls.hooks import EpochSeedHook, EpsWarmupHook, epoch_seed, reseed_worker
+from nat_tasks.cls.training.hooks import EpochSeedHook, EpsWarmupHook, epoch_seed, reseed_worker
 from nat_tasks.cls.methods import build_method
 
 

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import DATASETS
 from PIL import Image
 
-from nat_tasks.cls.data import ImageNet100, read_class_list
+from nat_tasks.cls.data.data import ImageNet100, read_class_list
 from nat_tasks.core.errors import NatError
 
 from .train_helpers import CONFIGS

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.models.architectures import build_classifier
 from nat_tasks.cls.methods import METHODS, build_method, register_method
 from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.attacks import pgd, projected_gradient_ascent

@@ -1,6 +1,6 @@
 """The validation metric (metric.py): robust only if also correct clean; unattacked samples count
 for clean accuracy only."""
-from nat_tasks.cls.metric import AdversarialAccuracy
+from nat_tasks.cls.training.metric import AdversarialAccuracy
 
 
 def metrics(samples):

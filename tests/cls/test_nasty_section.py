@@ -4,8 +4,8 @@ format, a missing or incompatible one a clear line."""
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.nasty_section import build_adversary, nasty_spec
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.training.nasty_section import build_adversary, nasty_spec
 from nat_tasks.core.errors import NatError
 
 INFO = dict(num_classes=10, in_channels=3, image_size=32, mean=None, std=None)

@@ -2,9 +2,9 @@
 ``checkpoint='random:<seed>'``): the member's architecture under the seed, and NAT trains against it."""
 import torch
 
-from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.nasty_section import build_adversary
+from nat_tasks.cls.training.adversarial_classifier import AdversarialClassifier
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.training.nasty_section import build_adversary
 from nat_tasks.core.nasty_config import parse_nasty
 
 

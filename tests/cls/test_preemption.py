@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from nat_tasks.cls.train import build_runner, last_checkpoint, load_cls_config, train
+from nat_tasks.cls.training.train import build_runner, last_checkpoint, load_cls_config, train
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime.preemption import PREEMPTED_EXIT, Preempted

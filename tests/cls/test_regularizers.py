@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.models.architectures import build_classifier
 from nat_tasks.cls.methods import build_method
-from nat_tasks.cls.train import load_cls_config, train
+from nat_tasks.cls.training.train import load_cls_config, train
 from nat_tasks.core.attacks import pgd
 from nat_tasks.core.errors import NatError
 

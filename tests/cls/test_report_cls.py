@@ -90,8 +90,8 @@ def test_the_report_is_eval_cls_numbers_and_a_rerun_computes_nothing(setup, tmp_
     def refuse(*_args, **_kwargs):
         raise AssertionError("computed again")
 
-    monkeypatch.setattr("nat_tasks.cls.evaluation._attack_batch", refuse)
-    monkeypatch.setattr("nat_tasks.cls.robustness_report.analyze_models", refuse)
+    monkeypatch.setattr("nat_tasks.cls.evaluation.evaluation._attack_batch", refuse)
+    monkeypatch.setattr("nat_tasks.cls.evaluation.robustness_report.analyze_models", refuse)
     run(load_tool, "report_cls", [*report_args(config, tmp, out), "--title", "Again"])
     again = json.loads((out / "report.json").read_text())
     assert again["title"] == "Again"

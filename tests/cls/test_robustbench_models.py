@@ -4,9 +4,9 @@ as a NAT adversary; every problem is one line."""
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.nasty_section import build_adversary, nasty_spec
-from nat_tasks.cls.weights import load_classifier_weights
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.training.nasty_section import build_adversary, nasty_spec
+from nat_tasks.cls.models.weights import load_classifier_weights
 from nat_tasks.core.errors import NatError
 
 # A 2.2M-parameter WRN-40-2 that normalises inside ((x - 0.5) / 0.5, buffers mu and sigma); the

@@ -13,7 +13,7 @@ from pytorch_optimizer import SAM as ReferenceSAM
 from torch import nn
 
 import nat_tasks.cls  # noqa: F401  (registers SAMOptimWrapper)
-from nat_tasks.cls.train import load_cls_config, train
+from nat_tasks.cls.training.train import load_cls_config, train
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 

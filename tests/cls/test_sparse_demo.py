@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from nat_tasks.cls.sparse_demo import OneStepSPGD, SparseDemoSettings, plot_overfitting
+from nat_tasks.cls.demos.sparse_demo import OneStepSPGD, SparseDemoSettings, plot_overfitting
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sparse import changed_locations, spgd_fast
 

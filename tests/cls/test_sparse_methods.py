@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
+from nat_tasks.cls.training.adversarial_classifier import AdversarialClassifier
 from nat_tasks.cls.methods import build_method
 from nat_tasks.cls.methods.sparse import craft_sparse
-from nat_tasks.cls.train import load_cls_config, train
+from nat_tasks.cls.training.train import load_cls_config, train
 from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.attacks import projected_gradient_ascent
 from nat_tasks.core.checkpoint import safe_load

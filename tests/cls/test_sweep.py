@@ -1,4 +1,4 @@
-"""Seeded sweeps (cls/sweep.py, tools/sweep_cls.py): grid values parse like --cfg-options, every
+"""Seeded sweeps (cls/demos/sweep.py, tools/sweep_cls.py): grid values parse like --cfg-options, every
 (point, seed) trains in its own work dir, finished runs are reused, a crash is reported and the
 sweep goes on, and the table holds best-seed (mean ± std) over seeds of the runs' own metrics."""
 import json
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from nat_tasks.cls import sweep
-from nat_tasks.cls.sweep import parse_grid, print_commands, run_name, run_sweep
+from nat_tasks.cls.demos import sweep
+from nat_tasks.cls.demos.sweep import parse_grid, print_commands, run_name, run_sweep
 from nat_tasks.core.errors import NatError
 
 from .train_helpers import CONFIGS, write_config

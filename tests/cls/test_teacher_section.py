@@ -10,9 +10,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-from nat_tasks.cls.adversarial_classifier import AdversarialClassifier
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.train import load_cls_config, train
+from nat_tasks.cls.training.adversarial_classifier import AdversarialClassifier
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.training.train import load_cls_config, train
 from nat_tasks.core.adversary import FrozenAdversary
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError

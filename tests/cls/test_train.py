@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.train import load_cls_config, train
-from nat_tasks.cls.weights import load_classifier_weights
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.training.train import load_cls_config, train
+from nat_tasks.cls.models.weights import load_classifier_weights
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 

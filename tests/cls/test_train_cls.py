@@ -3,7 +3,7 @@ The tool's main runs in this process (``tool_error``): a subprocess per case cos
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
+from nat_tasks.cls.models.architectures import build_classifier
 from .train_helpers import write_cifar10, write_config
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from nat_tasks.cls.architectures import build_classifier
-from nat_tasks.cls.weights import classifier_from_config, load_classifier_weights
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.models.weights import classifier_from_config, load_classifier_weights
 from nat_tasks.core.errors import NatError
 
 

@@ -8,14 +8,14 @@ One module per job: ``head`` (the final ``nn.Linear`` and its input features), `
 silhouette), ``plots`` (the figures), ``report`` (the run and its files); ``tools/analyze_cls.py``
 is the command.
 """
-from .clusters import silhouette, umap_embedding
-from .geometry import (boundary_distances, class_means, eq12_directed, mean_off_diagonal, nearest_boundary,
+from nat_tasks.cls.analysis.clusters import silhouette, umap_embedding
+from nat_tasks.cls.analysis.geometry import (boundary_distances, class_means, eq12_directed, mean_off_diagonal, nearest_boundary,
                        shortest_distances, weight_gaps)
-from .head import final_linear, forward_features
-from .plots import plot_sparsity
-from .probabilities import (runner_up_concentration, runner_up_matrix, sorted_mean_probabilities, sparsity_curve,
+from nat_tasks.cls.analysis.head import final_linear, forward_features
+from nat_tasks.cls.analysis.plots import plot_sparsity
+from nat_tasks.cls.analysis.probabilities import (runner_up_concentration, runner_up_matrix, sorted_mean_probabilities, sparsity_curve,
                             tail_mass)
-from .report import CAPTIONS, FIGURES, analyze_model, analyze_models, isolated_rng, parse_figures
+from nat_tasks.cls.analysis.report import CAPTIONS, FIGURES, analyze_model, analyze_models, isolated_rng, parse_figures
 
 __all__ = ["silhouette", "umap_embedding", "boundary_distances", "class_means", "eq12_directed",
            "mean_off_diagonal", "nearest_boundary", "shortest_distances", "weight_gaps", "final_linear",

@@ -1,6 +1,6 @@
 """The final linear classifier of a network and its input, the penultimate features.
 
-Every classification architecture of ``cls/architectures.py`` ends in an ``nn.Linear`` whose output
+Every classification architecture of ``cls/models/architectures.py`` ends in an ``nn.Linear`` whose output
 is the network's output (``logits = W f + b``); ``final_linear`` finds it by one forward pass (the
 ``nn.Linear`` whose output tensor *is* the model's output), so it needs no per-architecture code.
 ``forward_features`` then reads ``f`` with a forward hook on that layer's input.

@@ -20,8 +20,9 @@ from nat_tasks.core.attacks import pgd
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import markdown_table, write_results
 
-from . import clusters, geometry, probabilities, plots
-from .head import forward_features
+from nat_tasks.cls.analysis import clusters, geometry, probabilities, plots
+from nat_tasks.cls.data.subsets import subset_indices
+from nat_tasks.cls.analysis.head import forward_features
 
 FIGURES = ("sparsity", "hyperplanes", "umap", "boundary", "weights", "runner_up")
 
@@ -153,7 +154,6 @@ def analyze_model(model, x, y, *, figures=FIGURES, attack=None, seed=0, batch_si
         entry["runner_up"] = probabilities.runner_up_matrix(probs, labels, num_classes)
         entry["runner_up_concentration"] = probabilities.runner_up_concentration(entry["runner_up"])
     if "umap" in figures:
-        from ..evaluation import subset_indices
         index = subset_indices(len(labels), umap_points, seed=seed)
         features = out["features"].numpy()[index]
         entry["umap_labels"] = labels[index]

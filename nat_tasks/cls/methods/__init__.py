@@ -15,10 +15,10 @@ updates its running statistics (PGD-AT's reference); in eval mode the attack see
 evaluation sees and leaves them alone (TRADES'). The model's mode is restored after the attack; the
 loss forwards run in the caller's (train) mode.
 """
-from .registry import METHODS, Method, build_method, register_context, register_method
-from . import standard  # noqa: F401,E402  (registers vanilla, pgd_at, trades, nat)
-from . import distillation  # noqa: F401,E402  (rslad, ard, iad: model.teacher)
-from . import self_adaptive, sparse  # noqa: F401,E402  (sat_trades; sparse_at, sparse_trades, fast_ls_l0, *_nat)
-from . import mart, regularizers, awp  # noqa: F401,E402  (mart; nt, at_lasso/emr/nnr/mixup; *_awp)
+from nat_tasks.cls.methods.registry import METHODS, Method, build_method, register_context, register_method
+from nat_tasks.cls.methods import standard  # noqa: F401,E402  (registers vanilla, pgd_at, trades, nat)
+from nat_tasks.cls.methods import distillation  # noqa: F401,E402  (rslad, ard, iad: model.teacher)
+from nat_tasks.cls.methods import self_adaptive, sparse  # noqa: F401,E402  (sat_trades; sparse_at, sparse_trades, fast_ls_l0, *_nat)
+from nat_tasks.cls.methods import mart, regularizers, awp  # noqa: F401,E402  (mart; nt, at_lasso/emr/nnr/mixup; *_awp)
 
 __all__ = ["METHODS", "Method", "build_method", "register_context", "register_method"]

@@ -57,9 +57,9 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from nat_tasks.core.attack_tape import AttackTape
 from nat_tasks.core.errors import NatError
 
-from ..run_progress import runner_epoch
+from nat_tasks.runtime.run_progress import runner_epoch
 
-from .registry import METHODS, register_method
+from nat_tasks.cls.methods.registry import METHODS, register_method
 
 NORM_EPS = 1e-20  # the reference's EPS in ||w|| / (||diff|| + EPS)
 

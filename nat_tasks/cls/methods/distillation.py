@@ -1,7 +1,7 @@
 """Robustness distillation from a frozen teacher (the NAT paper's Table 10): RSLAD, ARD and IAD.
 
-The ``teacher`` is the ``FrozenAdversary`` of ``model.teacher`` (``cls/teacher_section.py``; IAD's
-clock ``epoch_source`` is the trainer's, ``cls/run_progress.py``): its logits are soft labels computed under ``no_grad``;
+The ``teacher`` is the ``FrozenAdversary`` of ``model.teacher`` (``cls/training/teacher_section.py``; IAD's
+clock ``epoch_source`` is the trainer's, ``runtime/run_progress.py``): its logits are soft labels computed under ``no_grad``;
 none of the three attacks differentiates through it. Each loss and inner attack follows its
 reference code (read, not copied):
 
@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from nat_tasks.core.attacks import crafting_mode, projected_gradient_ascent
 from nat_tasks.core.errors import NatError
 
-from .registry import register_method
-from .standard import PGD_AT_INIT, PGD_AT_MODE, TRADES_INIT, TRADES_MODE, craft_pgd
+from nat_tasks.cls.methods.registry import register_method
+from nat_tasks.cls.methods.standard import PGD_AT_INIT, PGD_AT_MODE, TRADES_INIT, TRADES_MODE, craft_pgd
 
 # RSLAD's code takes the mean of the KL's B x C entries, i.e. the per-sample KL / 10 on CIFAR-10,
 # and multiplies it by 10 on CIFAR-100 (its README: "to keep consistent with CIFAR-10"): per-sample

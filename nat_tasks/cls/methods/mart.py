@@ -12,8 +12,8 @@ probabilities are not detached, neither in the KL nor in the weight ``1 - p_y(x)
 import torch
 import torch.nn.functional as F
 
-from .registry import register_method
-from .standard import TRADES_INIT, TRADES_MODE, craft_pgd
+from nat_tasks.cls.methods.registry import register_method
+from nat_tasks.cls.methods.standard import TRADES_INIT, TRADES_MODE, craft_pgd
 
 
 def mart_terms(logits_clean, logits_adv, y, beta):

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from nat_tasks.core.attacks import ce_loss
 from nat_tasks.core.errors import NatError
 
-from .registry import register_method
-from .standard import PGD_AT_INIT, PGD_AT_MODE, craft_pgd, pgd_at
+from nat_tasks.cls.methods.registry import register_method
+from nat_tasks.cls.methods.standard import PGD_AT_INIT, PGD_AT_MODE, craft_pgd, pgd_at
 
 REDUCTIONS = {"sum": torch.sum, "mean": torch.mean}
 

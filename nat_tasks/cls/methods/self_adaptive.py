@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from nat_tasks.core.soft_targets import self_adaptive_ce
 
-from .registry import register_method
-from .standard import TRADES_INIT, TRADES_MODE, craft_trades_kl
+from nat_tasks.cls.methods.registry import register_method
+from nat_tasks.cls.methods.standard import TRADES_INIT, TRADES_MODE, craft_trades_kl
 
 
 def trades_kl(logits_clean, logits_adv):

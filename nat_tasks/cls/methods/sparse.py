@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.sparse import TRAIN_PATIENCE, TRAIN_STEPS, check_l0, spgd, spgd_fast
 
-from .registry import register_method
-from .self_adaptive import soft_trades_terms, trades_kl
+from nat_tasks.cls.methods.registry import register_method
+from nat_tasks.cls.methods.self_adaptive import soft_trades_terms, trades_kl
 
 VARIANTS = {"random": None, "proj": True, "unproj": False}
 STRADES_BETA = 3.0  # CityU-MLO/sPGD adversarial_training/config.py --trades_beta default

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from nat_tasks.core.attacks import crafting_mode, pgd, projected_gradient_ascent
 
-from .registry import register_method
+from nat_tasks.cls.methods.registry import register_method
 
 PGD_AT_MODE, PGD_AT_INIT = "train", "uniform"
 TRADES_MODE, TRADES_INIT = "eval", "normal"

@@ -17,7 +17,7 @@ val_dataloader = dict(
     dataset=dict(type='CIFAR10', data_root=data_root, split='val', val_size=1000))
 # What tools/eval_cls.py reports on.
 test_dataloader = dict(val_dataloader, dataset=dict(type='CIFAR10', data_root=data_root, split='test'))
-# The network's data constants (must match nat_tasks.cls.data.CIFAR10) and the threat model of
+# The network's data constants (must match nat_tasks.cls.data.data.CIFAR10) and the threat model of
 # validation: Linf 8/255, PGD-10 on the 1000 validation images every epoch.
 model = dict(type='AdversarialClassifier', num_classes=10, in_channels=3, image_size=32,
              mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),

@@ -5,5 +5,5 @@ data_root = 'data/cifar100'
 train_dataloader = dict(dataset=dict(type='CIFAR100', data_root=data_root))
 val_dataloader = dict(dataset=dict(type='CIFAR100', data_root=data_root))
 test_dataloader = dict(dataset=dict(type='CIFAR100', data_root=data_root))
-# must match nat_tasks.cls.data.CIFAR100
+# must match nat_tasks.cls.data.data.CIFAR100
 model = dict(num_classes=100, mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))

@@ -5,7 +5,7 @@
 # Validation (1000 images) is carved from the real images only; the test split is real.
 _base_ = './cifar10.py'
 train_dataloader = dict(
-    # GeneratedMixBatchSampler (nat_tasks.cls.generated_data) draws the mixed batches; the
+    # GeneratedMixBatchSampler (nat_tasks.cls.data.generated_data) draws the mixed batches; the
     # DefaultSampler only gives it the run's seed, the epoch and the DDP rank
     batch_sampler=dict(type='GeneratedMixBatchSampler', generated_fraction=0.7),
     # the published npz (image N x 32 x 32 x 3 uint8, label N): https://huggingface.co/datasets/

@@ -38,16 +38,17 @@ from nat_tasks.core.errors import NatError
 from nat_tasks.core.stats import bootstrap_interval, format_interval, seed_summary
 from nat_tasks.runtime import default_device, markdown_table, select_runner_device, write_results
 
-from .analysis import analyze_models, plot_sparsity, sorted_mean_probabilities
-from .architectures import build_classifier
-from .attacks import REGISTRY, ThreatModel
-from .attack_cache import evaluate_each
-from .data import EmbeddedMNIST
-from .demo_report import attack_states, demo_report
-from .evaluation import evaluate, subset_indices
-from .nasty_section import nasty_spec
-from .train import last_checkpoint, load_cls_config, train
-from .weights import load_classifier_weights
+from nat_tasks.cls.analysis import analyze_models, plot_sparsity, sorted_mean_probabilities
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.evaluation.attacks import REGISTRY, ThreatModel
+from nat_tasks.cls.evaluation.attack_cache import evaluate_each
+from nat_tasks.cls.data.data import EmbeddedMNIST
+from nat_tasks.cls.demos.demo_report import attack_states, demo_report
+from nat_tasks.cls.evaluation.evaluation import evaluate
+from nat_tasks.cls.data.subsets import subset_indices
+from nat_tasks.cls.training.nasty_section import nasty_spec
+from nat_tasks.cls.training.train import last_checkpoint, load_cls_config, train
+from nat_tasks.cls.models.weights import load_classifier_weights
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           "configs", "cls")

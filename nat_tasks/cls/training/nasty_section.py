@@ -16,8 +16,8 @@ from nat_tasks.core.adversary import build_adversary as build_frozen_adversary
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.nasty_config import parse_nasty
 
-from .architectures import build_classifier
-from .weights import load_classifier_weights
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.models.weights import load_classifier_weights
 
 MEMBER_KEYS = ("arch",)
 # Keys of earlier releases and the key that replaced them.

@@ -14,12 +14,12 @@ from mmengine.registry import DATASETS
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
 
-from .architectures import DATA_INFO_KEYS
-from .attacks import REGISTRY, SparseThreat, ThreatModel
-from .eval_state import examples_sha256, file_sha256
-from .evaluation import subset_indices
-from .train import load_cls_config
-from .weights import classifier_from_config
+from nat_tasks.cls.models.architectures import DATA_INFO_KEYS
+from nat_tasks.cls.evaluation.attacks import REGISTRY, SparseThreat, ThreatModel
+from nat_tasks.cls.evaluation.eval_state import examples_sha256, file_sha256
+from nat_tasks.cls.data.subsets import subset_indices
+from nat_tasks.cls.training.train import check_num_classes, load_cls_config
+from nat_tasks.cls.models.weights import classifier_from_config
 
 
 def add_evaluation_options(parser):
@@ -89,11 +89,13 @@ def check_one_data_set(cfgs):
 
 def load_examples(cfg, n):
     """``n`` examples of the config's test split (its validation split when it has none; a fixed
-    subset, ``subset_indices``): their indices in it, the images, the labels and the class names
+    subset, ``subset_indices``; its classes must be the model's): their indices in it, the images, the labels and the class names
     (None when the data set has none)."""
     if n is not None and n < 1:
         raise NatError("--n-examples must be at least 1")
-    dataset = DATASETS.build(cfg.test_dataloader.dataset if cfg.get("test_dataloader") else cfg.val_dataloader.dataset)
+    dataset_cfg = cfg.test_dataloader.dataset if cfg.get("test_dataloader") else cfg.val_dataloader.dataset
+    dataset = DATASETS.build(dataset_cfg)
+    check_num_classes(cfg.model, dataset, dataset_cfg.get("data_root"))
     indices = subset_indices(len(dataset), n)
     samples = [dataset[i] for i in indices]
     names = getattr(dataset, "classes", None)

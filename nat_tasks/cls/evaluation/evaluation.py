@@ -24,8 +24,8 @@ from nat_tasks.core.stats import bootstrap_interval
 from nat_tasks.runtime.results import markdown_table
 from nat_tasks.runtime.seeding import batch_seed
 
-from .attacks import REGISTRY, check_threat
-from .eval_state import EvalState
+from nat_tasks.cls.evaluation.attacks import REGISTRY, check_threat
+from nat_tasks.cls.evaluation.eval_state import EvalState
 
 TRANSFER_FROM = ("pgd20", "cw")  # crafted on each --transfer-from surrogate: Table 5's black-box columns
 
@@ -175,12 +175,3 @@ def results_table(results):
                                  ("n", "n"), ("settings", "settings")])
 
 
-def subset_indices(size, n, seed=0):
-    """A fixed random subset of ``n`` of ``size`` examples (all of them, in order, when n >= size).
-
-    Not the first n: EmbeddedMNIST and ImageFolder trees are sorted by class, so their first
-    examples are one class. The permutation depends only on ``seed`` (not on the attack seed).
-    """
-    if n is None or n >= size:
-        return list(range(size))
-    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist()

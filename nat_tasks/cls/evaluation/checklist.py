@@ -17,8 +17,8 @@ from dataclasses import replace
 
 from nat_tasks.core import sanity
 
-from .attacks import ThreatModel
-from .evaluation import evaluate
+from nat_tasks.cls.evaluation.attacks import ThreatModel
+from nat_tasks.cls.evaluation.evaluation import evaluate
 
 EPS_FACTORS = (0.5, 1.0, 2.0, 4.0)
 UNBOUNDED = ThreatModel(eps=1.0, alpha=2.5 / 100)

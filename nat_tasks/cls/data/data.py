@@ -31,7 +31,7 @@ from torchvision import datasets, transforms
 
 from nat_tasks.core.errors import NatError
 
-from .generated_data import GeneratedImages
+from nat_tasks.cls.data.generated_data import GeneratedImages
 
 
 SPLITS = ("train", "val", "test")
@@ -393,7 +393,7 @@ def selection_label(cfg):
     params = inspect.signature(dataset_cls).parameters if dataset_cls is not None else {}
     if "val_size" not in params:
         raise NatError(f"val_dataloader.dataset type {dataset_cfg['type']!r} has no val_size: "
-                       "expected one of nat_tasks.cls.data's data sets")
+                       "expected one of nat_tasks.cls.data.data's data sets")
     val_size = dataset_cfg.get("val_size", params["val_size"].default)
     split = resolve_split(dataset_cfg.get("split", params["split"].default), val_size, dataset_cfg["type"])
     return f"validation (n={val_size})" if split == "val" else f"{split}-selected"

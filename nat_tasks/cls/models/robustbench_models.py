@@ -29,7 +29,7 @@ import torch
 from nat_tasks.core.checkpoint import load_weights, safe_load, state_dict_of
 from nat_tasks.core.errors import NatError
 
-from .architectures import ZOO_PREFIX, Classifier
+from nat_tasks.cls.models.classifier import ZOO_PREFIX, Classifier
 
 # The zoo's data sets (robustbench's BenchmarkDataset values) and their number of classes.
 ZOO_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}

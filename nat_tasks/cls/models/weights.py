@@ -2,7 +2,7 @@
 state_dict, or a bare network's."""
 from nat_tasks.core.checkpoint import load_state_dict, load_weights
 
-from .architectures import build_classifier, data_info
+from nat_tasks.cls.models.architectures import build_classifier, data_info
 
 CHECKPOINT_PREFIX = "classifier."  # the trainer's keys: AdversarialClassifier.classifier
 

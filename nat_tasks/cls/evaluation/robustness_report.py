@@ -23,16 +23,16 @@ from importlib import metadata
 from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.errors import NatError
 
-from .analysis import analyze_models
-from .architectures import data_info
-from .attack_cache import evaluate_each
-from .checklist import gradient_masking_checklist
-from .eval_setup import model_selection, needs, threat_record
-from .eval_state import examples_sha256, file_sha256
-from .evaluation import worst_case
-from .nasty_section import build_adversary, nasty_spec
-from .report_page import write_report
-from .weights import classifier_from_config
+from nat_tasks.cls.analysis import analyze_models
+from nat_tasks.cls.models.architectures import data_info
+from nat_tasks.cls.evaluation.attack_cache import evaluate_each
+from nat_tasks.cls.evaluation.checklist import gradient_masking_checklist
+from nat_tasks.cls.evaluation.eval_setup import model_selection, needs, threat_record
+from nat_tasks.cls.evaluation.eval_state import examples_sha256, file_sha256
+from nat_tasks.cls.evaluation.evaluation import worst_case
+from nat_tasks.cls.training.nasty_section import build_adversary, nasty_spec
+from nat_tasks.cls.evaluation.report_page import write_report
+from nat_tasks.cls.models.weights import classifier_from_config
 
 TRANSFER = ("transfer-pgd20", "transfer-cw20")  # crafted on the surrogate (the checklist's black-box rows)
 

@@ -32,8 +32,8 @@ from nat_tasks.core.errors import NatError
 from nat_tasks.core.stats import seed_summary
 from nat_tasks.runtime import markdown_table, write_results
 
-from .nasty_section import nasty_spec, train_command
-from .train import load_cls_config
+from nat_tasks.cls.training.nasty_section import nasty_spec, train_command
+from nat_tasks.cls.training.train import load_cls_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_TOOL = os.path.join(REPO, "tools", "train_cls.py")

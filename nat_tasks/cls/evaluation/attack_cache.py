@@ -14,9 +14,9 @@ import json
 import os
 import re
 
-from .eval_setup import needs, state_identity
-from .eval_state import open_state
-from .evaluation import build_attacks, evaluate, evaluation_settings
+from nat_tasks.cls.evaluation.eval_setup import needs, state_identity
+from nat_tasks.cls.evaluation.eval_state import open_state
+from nat_tasks.cls.evaluation.evaluation import build_attacks, evaluate, evaluation_settings
 
 
 def evaluate_each(model, x, y, attacks, threat, folder, *, checkpoint, nasty=None, surrogate_spec=None,

@@ -12,9 +12,9 @@ the runner's ``RuntimeInfoHook`` sets at every epoch's start and after a resume)
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.soft_targets import DEFAULT_MOMENTUM, SoftTargets
 
-from .adversarial_classifier import register_section
-from .methods import register_context
-from .run_progress import runner_epoch
+from nat_tasks.cls.training.adversarial_classifier import register_section
+from nat_tasks.cls.methods import register_context
+from nat_tasks.runtime.run_progress import runner_epoch
 
 KEYS = ("momentum", "start_epoch")
 

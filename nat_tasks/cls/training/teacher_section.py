@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from nat_tasks.core.adversary import build_adversary
 from nat_tasks.core.nasty_config import parse_members
 
-from .adversarial_classifier import register_section
-from .methods import register_context
-from .nasty_section import MEMBER_KEYS, build_member, train_command
+from nat_tasks.cls.training.adversarial_classifier import register_section
+from nat_tasks.cls.methods import register_context
+from nat_tasks.cls.training.nasty_section import MEMBER_KEYS, build_member, train_command
 
 
 @dataclass(frozen=True)

@@ -26,21 +26,9 @@ from torch import nn
 from torchvision import models as tv
 
 from nat_tasks.core.errors import NatError, check_number
-from nat_tasks.core.pixel import Normalize
+from nat_tasks.cls.models.classifier import ZOO_PREFIX, Classifier
 
 SMALL_INPUT = 64  # at or below this side length, ImageNet stems would shrink the image too early
-
-
-class Classifier(nn.Module):
-    """``net(normalize(x))`` for ``x`` in [0, 1]."""
-
-    def __init__(self, net, mean, std):
-        super().__init__()
-        self.normalize = Normalize(mean, std)
-        self.net = net
-
-    def forward(self, x):
-        return self.net(self.normalize(x))
 
 
 # ---- pre-activation ResNets: PreActResNet-18 (Rice et al.) and WRN-34-10 (Madry, TRADES) --------
@@ -233,7 +221,6 @@ CLASSIFIERS = {
     "resnet34": _resnet(tv.resnet34),
     "vgg11": vgg11,
 }
-ZOO_PREFIX = "robustbench:"  # robustbench:<dataset>/<threat_model>/<name>, see robustbench_models.py
 
 
 def build_classifier(name, num_classes, *, in_channels=3, image_size=32, mean=None, std=None):
@@ -246,7 +233,7 @@ def build_classifier(name, num_classes, *, in_channels=3, image_size=32, mean=No
         raise NatError(f"model.arch must be a classifier name, got {name!r}")
     num_classes = check_number(num_classes, "model.num_classes", integer=True, low=2)
     if name.startswith(ZOO_PREFIX):
-        from .robustbench_models import build_zoo_classifier  # deferred: imports robustbench and timm
+        from nat_tasks.cls.models.robustbench_models import build_zoo_classifier  # deferred: imports robustbench and timm
         return build_zoo_classifier(name[len(ZOO_PREFIX):], num_classes, in_channels, image_size)
     if name not in CLASSIFIERS:
         raise NatError(f"unknown classifier {name!r}; expected one of {', '.join(CLASSIFIERS)} "

@@ -9,10 +9,10 @@ case, each model's config (the one its run dumped) and the demo's analysis figur
 import os
 import time
 
-from .attacks import ThreatModel
-from .evaluation import subset_indices
-from .robustness_report import ModelInput, ReportSettings, build_report, model_report, read_analysis
-from .train import load_cls_config
+from nat_tasks.cls.evaluation.attacks import ThreatModel
+from nat_tasks.cls.data.subsets import subset_indices
+from nat_tasks.cls.evaluation.robustness_report import ModelInput, ReportSettings, build_report, model_report, read_analysis
+from nat_tasks.cls.training.train import load_cls_config
 
 
 def attack_states(checkpoint):
@@ -23,7 +23,7 @@ def attack_states(checkpoint):
 def demo_report(work_dir, runs, s, device):
     """Write the report of one seed's models (``runs``: the demo's {key: dict(checkpoint=...)})
     with the demo's settings ``s``; returns the page's path."""
-    from .demo import MODELS, held_out_digits  # the demo imports this module
+    from nat_tasks.cls.demos.demo import MODELS, held_out_digits  # the demo imports this module
 
     start = time.perf_counter()
     out = os.path.join(work_dir, "report")

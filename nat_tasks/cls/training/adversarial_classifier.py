@@ -32,10 +32,10 @@ from nat_tasks.core.attacks import pgd
 from nat_tasks.core.sparse import check_k, check_l0, spgd
 from nat_tasks.core.errors import NatError, check_eps, check_finite
 
-from .architectures import build_classifier
-from .methods import build_method
-from .nasty_section import build_adversary, nasty_spec
-from .run_progress import runner_epoch
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.methods import build_method
+from nat_tasks.cls.training.nasty_section import build_adversary, nasty_spec
+from nat_tasks.runtime.run_progress import runner_epoch
 
 # model.<name> -> builder(section_cfg, data_info) -> dict of named context objects for the method
 SECTIONS = {}

@@ -29,14 +29,15 @@ from nat_tasks.core.errors import NatError
 from nat_tasks.core.sparse import spgd_fast
 from nat_tasks.runtime import default_device, markdown_table, select_runner_device, write_results
 
-from .analysis.plots import panels, save_figure
-from .architectures import build_classifier
-from .attacks import SparseThreat
-from .data import EmbeddedMNIST
-from .demo import CONFIG_DIR, DemoOptions, cell, estimate, held_out_digits
-from .evaluation import evaluate, subset_indices
-from .train import load_cls_config, train
-from .weights import load_classifier_weights
+from nat_tasks.cls.analysis.plots import panels, save_figure
+from nat_tasks.cls.models.architectures import build_classifier
+from nat_tasks.cls.evaluation.attacks import SparseThreat
+from nat_tasks.cls.data.data import EmbeddedMNIST
+from nat_tasks.cls.demos.demo import CONFIG_DIR, DemoOptions, cell, estimate, held_out_digits
+from nat_tasks.cls.evaluation.evaluation import evaluate
+from nat_tasks.cls.data.subsets import subset_indices
+from nat_tasks.cls.training.train import load_cls_config, train
+from nat_tasks.cls.models.weights import load_classifier_weights
 
 # (key, row label, config)
 MODELS = (("sat1", "1-step sAT", "mnist_small_cnn_sparse_at.py"),

@@ -21,7 +21,7 @@ from mmengine.registry import FUNCTIONS, HOOKS
 
 from nat_tasks.runtime import seed_everything
 
-from .data import check_not_trained_on, selection_label
+from nat_tasks.cls.data.data import check_not_trained_on, selection_label
 
 
 def epoch_seed(seed, epoch, rank=0):

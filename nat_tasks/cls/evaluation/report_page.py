@@ -14,8 +14,8 @@ import jinja2
 from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.runtime import markdown_table
 
-from .analysis.report import SCALARS
-from .evaluation import results_table
+from nat_tasks.cls.analysis.report import SCALARS
+from nat_tasks.cls.evaluation.evaluation import results_table
 
 
 def interval(result):

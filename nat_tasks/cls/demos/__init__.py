@@ -1,0 +1,1 @@
+"""The demos (MNIST ablation, sparse l0) and the sweep driver."""
