@@ -246,7 +246,7 @@ class TOGMislabeling(TOG):
     objective = "CE + box loss to the clean detections with their most likely wrong label, descended"
 
     def loss(self, losses, pixels):
-        return detection_loss(losses, pixels, mislabel=True)
+        return detection_loss(losses, mislabel=True)
 
 
 @register("tog-untargeted", "TOG-untargeted")
@@ -254,7 +254,7 @@ class TOGUntargeted(TOG):
     objective = "CE + box loss to the clean detections, ascended"
 
     def loss(self, losses, pixels):
-        return detection_loss(losses, pixels)
+        return detection_loss(losses)
 
 
 @register("nat-adaptive", "NAT-adaptive")

@@ -3,8 +3,11 @@
 ``TaskLosses`` is what MTD and the evaluation attacks ascend: ``pixels -> (cls, loc)``, each (B,),
 normalised like the head so they sum to its batch losses. The anchor targets (the head's own
 assignment of anchors to ground truth) depend only on the ground truth and the feature-map sizes,
-so they are assigned once, when a ``TaskLosses`` is made, and every later forward pass reuses them.
+so they are assigned once, on first use, and every later forward pass reuses them (an attack that
+never uses them, TOG's, never pays for them).
 """
+from functools import cached_property
+
 import torch
 
 from ..core.attacks import eval_mode
@@ -23,8 +26,9 @@ def probe_cls_scores(detector, adapter, inputs):
 class TaskLosses:
     """``pixels -> (cls, loc)`` per-image losses of ``detector`` on ``data_samples``.
 
-    Targets are assigned at construction: from ``cls_scores`` when a forward pass of this batch
-    already gave them, else from a one-image probe of ``pixels``. ``gt_instances``: ground truth
+    Targets are assigned on first use: from ``cls_scores`` when a forward pass of this batch
+    already gave them, else from the clean forward pass of ``pixels`` if one was made
+    (``clean_outputs``), else from a one-image probe of ``pixels``. ``gt_instances``: ground truth
     in input coordinates when it differs from the samples' (see ``attacks.rescaled_gt``).
     """
 
@@ -34,10 +38,28 @@ class TaskLosses:
             raise ValueError("TaskLosses needs exactly one of pixels= or cls_scores=")
         self.detector, self.adapter, self.pixel_space = detector, adapter, pixel_space
         self.data_samples, self.gt_instances = data_samples, gt_instances
-        if cls_scores is None:
-            cls_scores = probe_cls_scores(detector, adapter, pixel_space.to_inputs(pixels))
-        self.cls_scores = cls_scores
-        self.targets = self.assign(gt_instances)
+        self.pixels = pixels
+        if cls_scores is not None:
+            self.cls_scores = cls_scores
+
+    @cached_property
+    def cls_scores(self):
+        """The head's classification maps of the batch (only their sizes matter to assignment)."""
+        if "clean_outputs" in self.__dict__:
+            return self.clean_outputs[0]
+        return probe_cls_scores(self.detector, self.adapter, self.pixel_space.to_inputs(self.pixels))
+
+    @cached_property
+    def clean_outputs(self):
+        """(cls_scores, bbox_preds) per level of the detector on the clean ``pixels``, no gradient:
+        one forward pass of the batch, shared by whatever needs the clean prediction."""
+        with torch.no_grad():
+            return self.adapter.forward(self.detector, self.pixel_space.to_inputs(self.pixels))
+
+    @cached_property
+    def targets(self):
+        """The head's anchor targets of the ground truth."""
+        return self.assign(self.gt_instances)
 
     def assign(self, gt_instances=None):
         """The head's anchor targets for boxes ``gt_instances`` (one ``InstanceData`` per image,

@@ -34,17 +34,17 @@ import torch
 TOG_CONFIDENCE = 0.5  # the authors' confidence_thresh_default: what counts as a detection
 
 
-def clean_detections(losses, pixels, confidence=TOG_CONFIDENCE):
-    """The detector's detections on ``pixels`` scoring > ``confidence``, input coordinates: the
-    head's own predict with ``confidence`` as its score threshold, applied before NMS as the
-    authors' ``detect`` does (cheaper than NMS over every score above the head's ``score_thr``)."""
+def clean_detections(losses, confidence=TOG_CONFIDENCE):
+    """The detector's detections on the clean pixels scoring > ``confidence``, input coordinates:
+    the head's own predict with ``confidence`` as its score threshold, applied before NMS as the
+    authors' ``detect`` does (cheaper than NMS over every score above the head's ``score_thr``),
+    on the batch's one clean forward pass (``TaskLosses.clean_outputs``)."""
     head = losses.detector.bbox_head
     cfg = copy.deepcopy(head.test_cfg)
     cfg.score_thr = confidence
     with torch.no_grad():
-        cls_scores, bbox_preds = losses.adapter.forward(losses.detector, losses.pixel_space.to_inputs(pixels))
         metas = [sample.metainfo for sample in losses.data_samples]
-        return head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=metas, cfg=cfg, rescale=False)
+        return head.predict_by_feat(*losses.clean_outputs, batch_img_metas=metas, cfg=cfg, rescale=False)
 
 
 def vanishing_loss(losses, sign=-1.0):
@@ -68,16 +68,15 @@ def most_likely_wrong(adapter, logits, labels):
     return scores.argmax(dim=-1)
 
 
-def detection_loss(losses, pixels, mislabel=False):
+def detection_loss(losses, mislabel=False):
     """``adv -> (B,)`` to ascend against the clean detections: untargeted, the CE + box loss of
     the anchors matched to them; ``mislabel``, minus that loss to wrong labels."""
     adapter = losses.adapter
-    targets = losses.assign(clean_detections(losses, pixels))
+    targets = losses.assign(clean_detections(losses))
     positive = targets.positives(adapter.num_classes) & (targets.label_weights > 0)
     labels = targets.labels
     if mislabel:
-        with torch.no_grad():
-            clean_logits, _ = losses.outputs(pixels)
+        clean_logits = adapter.flat_logits(losses.clean_outputs[0])
         labels = torch.where(positive, most_likely_wrong(adapter, clean_logits, labels), labels)
     sign = -1.0 if mislabel else 1.0
 

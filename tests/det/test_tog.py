@@ -1,5 +1,6 @@
 """The TOG attacks: their objectives are the authors' (per-anchor CE to background, CE + box loss
 to the clean detections), and each does what its name says to a trained undefended detector."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -79,9 +80,9 @@ def test_each_tog_attack_does_what_its_name_says_on_a_trained_detector(trained_t
     # probability there (the other anchors may keep reporting the object, see tog.py).
     losses = task_losses_of(detector, inputs, samples)
     pixels = losses.pixel_space.to_pixels(inputs)
-    targets = losses.assign(clean_detections(losses, pixels))
+    targets = losses.assign(clean_detections(losses))
     positive = targets.positives(3) & (targets.label_weights > 0)
-    objective = detection_loss(losses, pixels, mislabel=True)  # ascended: minus the loss
+    objective = detection_loss(losses, mislabel=True)  # ascended: minus the loss
     attacked = losses.pixel_space.to_pixels(ATTACKS.build("tog-mislabeling", config=config)(detector, inputs, samples))
     with torch.no_grad():
         wrong = most_likely_wrong(losses.adapter, losses.outputs(pixels)[0], targets.labels)
@@ -91,3 +92,64 @@ def test_each_tog_attack_does_what_its_name_says_on_a_trained_detector(trained_t
     has = positive.any(dim=1)
     assert has.sum() >= N_IMAGES // 2 and torch.all(after[has] > before[has]), (before, after)
     assert p_wrong[1] > 2 * p_wrong[0], p_wrong
+
+
+def _reference_detection_attack(detector, inputs, samples, config, mislabel):
+    """TOG-untargeted / -mislabeling written out plainly, as first implemented: a one-image probe
+    for the anchors, a separate clean forward pass for the detections (and another for the wrong
+    labels), the CE of every anchor masked to the matched ones, the engine's PGD."""
+    import copy
+
+    from mmdet.models.losses import smooth_l1_loss
+
+    from nat_tasks.core.attacks import projected_gradient_ascent
+    from nat_tasks.det.head_adapters import head_adapter
+    from nat_tasks.det.pixel_space import PIXEL_BOUNDS, PixelSpace
+    from nat_tasks.det.random_draws import ImageDraws
+    from nat_tasks.det.real_area import real_area_mask
+
+    head, adapter, space = detector.bbox_head, head_adapter(detector.bbox_head), PixelSpace(detector.data_preprocessor)
+    pixels = space.to_pixels(inputs)
+
+    def forward(x):
+        return head(detector.extract_feat(space.to_inputs(x)))
+
+    cfg = copy.deepcopy(head.test_cfg)
+    cfg.score_thr = 0.5
+    with torch.no_grad():
+        probe = head(detector.extract_feat(space.to_inputs(pixels)[:1]))[0]
+        detections = head.predict_by_feat(*forward(pixels), batch_img_metas=[s.metainfo for s in samples], cfg=cfg,
+                                          rescale=False)
+        targets = adapter.targets(probe, samples, detections)
+        positive = targets.positives(3) & (targets.label_weights > 0)
+        labels = targets.labels
+        if mislabel:
+            scores = adapter.flat_logits(forward(pixels)[0]).softmax(-1)[..., :3]
+            scores.scatter_(-1, labels.clamp(max=2)[..., None], float("-inf"))
+            labels = torch.where(positive, scores.argmax(-1), labels)
+
+    def loss(adv):
+        cls_scores, bbox_preds = forward(adv)
+        logits, deltas = adapter.flat_logits(cls_scores), adapter.flat_deltas(bbox_preds)
+        ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels)
+        box = smooth_l1_loss(deltas, targets.bbox_targets, targets.bbox_weights,
+                             beta=head.train_cfg["smoothl1_beta"], reduction="none").flatten(1).sum(1)
+        return (-1.0 if mislabel else 1.0) * ((ce * positive).sum(1) / targets.avg_factor + box / targets.avg_factor)
+
+    adv = projected_gradient_ascent(loss, pixels, eps=config.eps, alpha=config.alpha, steps=config.steps,
+                                    random_start=ImageDraws(config.seed, range(len(inputs))).uniform(config.eps),
+                                    bounds=PIXEL_BOUNDS, mask=real_area_mask(samples, pixels))
+    return space.to_inputs(adv), positive
+
+
+@pytest.mark.parametrize("kind", ["untargeted", "mislabeling"])
+def test_tog_perturbation_is_the_plain_reference_bit_for_bit(trained_tiny, kind):
+    from nat_tasks.det.attacks import ATTACKS, AttackConfig
+
+    detector, inputs, samples = _trained(trained_tiny, n=4)
+    config = AttackConfig(eps=EPS, alpha=2, steps=3, seed=5)
+    expected, positive = _reference_detection_attack(detector, inputs, samples, config, kind == "mislabeling")
+    assert positive.any(dim=1).sum() >= 2, "too few detections to test against"
+    adv = ATTACKS.build(f"tog-{kind}", config=config)(detector, inputs, samples)
+    assert not torch.equal(adv, inputs)
+    assert torch.equal(adv, expected)
