@@ -12,11 +12,11 @@ intervals resample); ``chance_scores`` is the expected mAP / Rank-1 of a random 
 How, exactly and in bounded memory:
 
 - Distances are torchreid's ``euclidean_squared_distance`` (squared norms added, then one
-  ``addmm_``) on chunks of queries written into one reused buffer: the same torch operations give
-  the same float32 bits as torchreid's full matrix (checked at Market-1501 size; BLAS may in
-  principle block a chunk otherwise than the whole), and on a CPU they are faster than faiss'
-  exhaustive search, which this module used before (its distances differ in the last bits, so a
-  near-tie could rank otherwise).
+  ``addmm_``) on chunks of queries written into reused buffers: the same torch operations give
+  the same float32 bits as torchreid's full matrix, with one BLAS thread or several (checked at
+  Market-1501 size; BLAS may in principle block a chunk otherwise than the whole). Another
+  library's distances (faiss') differ in the last bits, so a near-tie could rank otherwise. The
+  products run in worker threads while the calling thread ranks the finished chunks.
 - Sorting each query's whole gallery is what makes torchreid slow; AP and CMC only need the
   positions of the query's correct matches among the kept entries: the count of kept entries
   with a smaller distance (only entries up to the farthest match are sorted). An exact tie
@@ -25,6 +25,8 @@ How, exactly and in bounded memory:
 - AP is then summed as torchreid sums it (the float64 precisions over the whole filtered
   ranking, zeros at non-matches, one pairwise sum), so it has the same bits too.
 """
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +34,7 @@ import torch
 
 from nat_tasks.core.errors import NatError
 
-CHUNK_ELEMENTS = 1 << 25  # queries x gallery distances per chunk: a 128 MB float32 buffer
+CHUNK_ELEMENTS = 1 << 23  # queries x gallery distances per chunk: two 32 MB float32 buffers
 
 
 @torch.no_grad()
@@ -183,20 +185,42 @@ def chance_scores(q_pids, g_pids, q_camids, g_camids):
 def _distance_chunks(qf, gf):
     """``(first query, its chunk of torchreid's distance matrix)`` in query order: torchreid's
     ``euclidean_squared_distance`` (row norms of the whole inputs, as it computes them, then
-    ``addmm_``) a chunk of queries at a time, in one reused float32 buffer (a numpy view)."""
+    ``addmm_``) a chunk of queries at a time, as a numpy view of a reused float32 buffer, valid
+    until the caller asks for the next chunk.
+
+    Worker threads (as many as torch's thread count, one torch thread each) compute the next
+    chunks while the caller ranks this one: independent one-thread products keep every core busy
+    without the waits of one product split over the cores (torch releases the GIL)."""
     num_q, num_g = qf.shape[0], gf.shape[0]
     q_norms = torch.pow(qf, 2).sum(dim=1, keepdim=True)
     g_norms = torch.pow(gf, 2).sum(dim=1, keepdim=True).t()
     # chunks of (nearly) equal size: MKL multiplies a few rows with other kernels, whose bits
     # differ, so a short last chunk could rank otherwise
     num_chunks = min(num_q, -(-num_q * num_g // CHUNK_ELEMENTS))
-    bounds = np.linspace(0, num_q, num_chunks + 1).round().astype(int)
-    buffer = torch.empty(int(np.diff(bounds).max()), num_g)
-    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        out = buffer[:stop - start]
+    bounds = np.linspace(0, num_q, num_chunks + 1).round().astype(int).tolist()
+    workers = min(torch.get_num_threads(), num_chunks)
+    rows = max(b - a for a, b in zip(bounds, bounds[1:]))
+    buffers = [torch.empty(rows, num_g) for _ in range(min(workers + 1, num_chunks))]
+
+    def compute(i):
+        start, stop = bounds[i], bounds[i + 1]
+        out = buffers[i % len(buffers)][:stop - start]
         torch.add(q_norms[start:stop].expand(-1, num_g), g_norms.expand(stop - start, -1), out=out)
         out.addmm_(qf[start:stop], gf.t(), beta=1, alpha=-2)
-        yield start, out.numpy()
+        return start, out.numpy()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # process-wide (MKL's setting is global): restored below
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = deque(pool.submit(compute, i) for i in range(workers))
+            for i in range(num_chunks):
+                chunk = pending.popleft().result()
+                if i + workers < num_chunks:  # into the buffer of the chunk the caller is done with
+                    pending.append(pool.submit(compute, i + workers))
+                yield chunk
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _match_positions(row, matches, removed):

@@ -104,17 +104,25 @@ def test_ties_among_matches_and_removed_entries():
     np.testing.assert_array_equal(cmc, ref_cmc)
 
 
-def test_distances_in_chunks_are_torchreids_matrix(monkeypatch):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_distances_in_chunks_are_torchreids_matrix(threads, monkeypatch):
     """Chunks of queries of nearly equal size (no short last one) hold torchreid's distances, each
-    row against the right query norm (integer features: exact in any summation order)."""
+    row against the right query norm (integer features: exact in any summation order), with one
+    worker thread or several sharing the reused buffers; torch's thread count is restored."""
     import nat_tasks.reid.ranking as ranking
 
     rng = np.random.default_rng(4)
     qf = rng.integers(0, 5, (30, 64)).astype(np.float32)
     gf = rng.integers(0, 5, (200, 64)).astype(np.float32)
     monkeypatch.setattr(ranking, "CHUNK_ELEMENTS", 7 * 200)
-    chunks = [(start, d.copy()) for start, d in
-              ranking._distance_chunks(torch.from_numpy(qf), torch.from_numpy(gf))]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        chunks = [(start, d.copy()) for start, d in
+                  ranking._distance_chunks(torch.from_numpy(qf), torch.from_numpy(gf))]
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
     assert [start for start, _ in chunks] == [0, 6, 12, 18, 24]
     ours = np.concatenate([d for _, d in chunks])
     np.testing.assert_array_equal(ours, metrics.compute_distance_matrix(torch.from_numpy(qf),
