@@ -11,5 +11,5 @@ setup(
         "torch", "torchvision", "mmengine==0.10.7", "pyautoattack", "mlxtend", "matplotlib", "scipy", "tqdm",
         "umap-learn", "tensorboard",
     ],
-    extras_require={"det": ["mmcv==2.1.0", "mmdet==3.3.0"], "reid": ["torchreid==0.2.5", "faiss-cpu"]},
+    extras_require={"det": ["mmcv==2.1.0", "mmdet==3.3.0"], "reid": ["torchreid==0.2.5"]},
 )

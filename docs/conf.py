@@ -40,7 +40,7 @@ autodoc_default_options = {"members": True, "show-inheritance": True}
 # intersphinx: the build stays offline), so references to them cannot resolve.
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|numpy|np|mmengine|mmdet|mmcv|torchreid|argparse|collections|contextlib|"
-               r"typing|dataclasses|enum|abc|pathlib|json|faiss)(\..*)?"),
+               r"typing|dataclasses|enum|abc|pathlib|json)(\..*)?"),
     (r"py:.*", r"(nn|Tensor|Module|Dataset|Sampler|Path|BaseModel|Hook|Runner|Config)"),
 ]
 

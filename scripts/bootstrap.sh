@@ -9,7 +9,7 @@
 #         torch, so it is built once from the sdist (C++20 fix) and the wheel is cached in $NAT_CACHE
 #         (default ~/.cache/nat_tasks). Its ops are built for CUDA when a CUDA toolkit (nvcc on PATH
 #         or $CUDA_HOME/bin) and a GPU are there, or when FORCE_CUDA=1; else for the CPU.
-#   reid  cls + requirements-reid.txt: re-identification (torchreid, faiss)
+#   reid  cls + requirements-reid.txt: re-identification (torchreid)
 #   test  cls det reid + requirements-test.txt: the test suite's reference libraries
 #   docs  cls det reid + requirements-docs.txt (Sphinx site) + Debian's chromium (its browser tests)
 #   all   every stage (scripts/test.sh)

@@ -124,7 +124,7 @@ def source_of(module):
 
 def test_classification_imports_no_detection_or_reid_package():
     """Everything tools/train_cls.py (the demo) imports, followed through our modules: no mmcv,
-    mmdet, torchreid or faiss (the cls stage does not install them), no nat_tasks.det or .reid."""
+    mmdet or torchreid (the cls stage does not install them), no nat_tasks.det or .reid."""
     seen, third_party, todo = set(), set(), [("tools.train_cls", os.path.join(REPO, "tools", "train_cls.py"))]
     while todo:
         module, path = todo.pop()
@@ -141,7 +141,7 @@ def test_classification_imports_no_detection_or_reid_package():
                 elif parts[0] != "nat_tasks":
                     third_party.add(parts[0])
     assert {"torch", "mmengine", "nat_tasks.cls.demos.demo"} <= third_party | seen  # the walk saw the demo
-    assert not third_party & {"mmcv", "mmdet", "torchreid", "faiss"}
+    assert not third_party & {"mmcv", "mmdet", "torchreid"}
     assert not [m for m in seen if m.startswith(("nat_tasks.det", "nat_tasks.reid"))]
 
 

@@ -76,7 +76,7 @@ def tool_parser(name, description, epilog=None):
 
 # The set-up stages of scripts/bootstrap.sh beyond classification, and the modules each installs
 # that a task's tools import.
-STAGES = {"det": ("mmcv", "mmdet"), "reid": ("torchreid", "faiss")}
+STAGES = {"det": ("mmcv", "mmdet"), "reid": ("torchreid",)}
 
 
 def require_stage(stage):
