@@ -3,6 +3,10 @@ worst case per query (the paper's Table 12 layout).
 
     python tools/test_reid.py CONFIG CKPT [CKPT ...] [--attack all] [--attack-eps 8/255 10/255]
         [--attack-steps 16] [--attack-step 1/255] [--checklist [--transfer-from CKPT]] [--out PATH]
+        [--resume]
+
+Computed features go to <out>.state/ as the run goes; SIGTERM / Ctrl-C stop it after the current
+query batch (exit status 75), and --resume continues it with the numbers of one run.
 
 See ``python tools/test_reid.py --help`` and nat_tasks/reid/cli.py.
 """

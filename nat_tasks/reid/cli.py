@@ -139,7 +139,8 @@ def train_parser():
     _option(g, "--stepsize", "lr x0.1 every N epochs", type=int)
     _option(g, "--margin", "triplet margin", type=float)
     g = p.add_argument_group("run")
-    _option(g, "--resume", "continue <work-dir>/latest.pth", action="store_true")
+    _option(g, "--resume", "continue <work-dir>/latest.pth (--eval-only: the unfinished "
+            "evaluation in <out>.state/)", action="store_true")
     _option(g, "--print-freq", type=int)
     _option(g, "--eval-freq", "clean test every N epochs", type=int)
     _option(g, "--amp", "mixed precision: attack and forward under autocast, float32 weights",
@@ -170,6 +171,9 @@ def test_parser():
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one table row each")
     _add_data_options(p)
     _add_evaluation_options(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the unfinished evaluation in <out>.state/ (same settings): "
+                        "finished batches are read back, not attacked again")
     add_verbose(p)
     return p
 
@@ -215,7 +219,7 @@ def run_evaluation(path, weights, args):
     shortcuts = {**trained_size(weights[0]), **shortcut_options(args)}
     cfg = reid_config(path, shortcuts, args.cfg_options, args.work_dir)
     out = args.out or osp.join(args.work_dir or osp.dirname(osp.abspath(weights[0])), "robustness")
-    return evaluate(cfg, weights, out)
+    return evaluate(cfg, weights, out, resume=bool(args.resume))
 
 
 def train_main(argv=None):

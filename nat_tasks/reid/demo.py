@@ -14,7 +14,8 @@ DEMO_WORK_DIR = osp.join("work_dirs", "reid", "demo")
 
 
 def demo(shortcuts=None, cfg_options=None, work_dir=None):
-    """Train (or resume, or reuse) the three models, then evaluate them; ``shortcuts`` and
+    """Train (or resume, or reuse) the three models, then evaluate them (continuing an
+    unfinished evaluation of the same models and settings); ``shortcuts`` and
     ``cfg_options`` apply to every config, as on the command line."""
     base = work_dir or DEMO_WORK_DIR
     paths = {}
@@ -29,4 +30,4 @@ def demo(shortcuts=None, cfg_options=None, work_dir=None):
     # The evaluation settings (``test``) are the same in the three configs.
     cfg = reid_config(config_file(DEMO_CONFIG.format("vanilla")), shortcuts, cfg_options)
     os.makedirs(base, exist_ok=True)
-    return evaluate(cfg, list(paths.values()), osp.join(base, "robustness"))
+    return evaluate(cfg, list(paths.values()), osp.join(base, "robustness"), resume="auto")

@@ -3,11 +3,17 @@ checkpoint clean, under the config's metric and adaptive attacks (``test`` secti
 worst case per query of each budget, with n and 95 % intervals, paired differences of consecutive
 rows and, with ``test.checklist``, the gradient-masking checks; one JSON + Markdown report. The
 adaptive attack takes each model's nasty settings and adversary from its checkpoint (the config
-it was trained with)."""
+it was trained with).
+
+The clean features and attacked query batches go to ``<out>.state/`` as they are computed
+(``runtime.eval_store``): a killed run, or one stopped by SIGTERM / SIGINT (one line, exit status
+75), continues with ``resume`` and reports the numbers of an uninterrupted run."""
+import hashlib
 import os.path as osp
 
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import console, resolve_device, seed_everything
+from nat_tasks.runtime.eval_store import file_sha256, open_store
 
 from .adversary import recorded_defence
 from .attacks import build_attack
@@ -15,14 +21,16 @@ from .checklist import checklist_attacks, run_checks, transfer_attacks
 from .config import METHODS
 from .data import build_datamanager
 from .model import load_checkpoint_model, read_checkpoint
-from .ranking import chance_scores, extract_features
-from .robustness import evaluate_robustness, write_report
+from .ranking import chance_scores
+from .robustness import clean_features, evaluate_robustness, write_report
 from .worst_case import worst_case_columns
 
 
-def evaluate(cfg, weights, out):
+def evaluate(cfg, weights, out, resume=False):
     """Evaluate the checkpoints ``weights`` (one table row each); write ``<out>.json`` and
-    ``<out>.md``; return ``[(name, results, rankings)]``."""
+    ``<out>.md``; return ``[(name, results, rankings)]``. ``resume``: continue the evaluation
+    state ``<out>.state/`` of an unfinished run with the same settings (``'auto'``: if there is
+    one, ``runtime.eval_store.open_store``)."""
     test = cfg.test
     attacks = [build_attack(kind, eps=eps, alpha=test.alpha, steps=test.steps)
                for kind in test.attacks for eps in test.eps]
@@ -40,21 +48,25 @@ def evaluate(cfg, weights, out):
     (q_pids, q_camids), (g_pids, g_camids) = _labels(loaders["query"]), _labels(loaders["gallery"])
     chance_map, chance_rank1 = chance_scores(q_pids, g_pids, q_camids, g_camids)
     surrogate = test.get("transfer_from") if test.checklist else None
-    transfer = _transfer(cfg, surrogate, kinds, loaders["query"], device) if surrogate else []
-    rows, checks = [], []
-    for path in weights:
-        net, meta = load_checkpoint_model(path, cfg.model.name)
-        net = net.to(device)
-        name = METHODS.get(meta.get("method"), osp.splitext(osp.basename(path))[0])
-        print(f"evaluating {name}: {path}")
-        defence = recorded_defence(net, meta) if any(a.adaptive for a in attacks) else None
-        mine = run + ([] if surrogate and osp.samefile(path, surrogate) else transfer)
-        results, rankings = evaluate_robustness(net, loaders["query"], loaders["gallery"], mine,
-                                                device, seed=cfg.seed, defence=defence,
-                                                worst_cases=worst)
-        rows.append((name, results, rankings))
-        checks.append(run_checks(results, mine, chance_map, kinds, test.eps[0], test.alpha,
-                                 test.steps) if test.checklist else None)
+    store = open_store(out + ".state", _state_settings(cfg, weights, run, surrogate, loaders, device),
+                       resume=resume)
+    with store:
+        transfer = _transfer(cfg, surrogate, kinds, loaders["query"], device,
+                             store) if surrogate else []
+        rows, checks = [], []
+        for i, path in enumerate(weights):
+            net, meta = load_checkpoint_model(path, cfg.model.name)
+            net = net.to(device)
+            name = METHODS.get(meta.get("method"), osp.splitext(osp.basename(path))[0])
+            print(f"evaluating {name}: {path}")
+            defence = recorded_defence(net, meta) if any(a.adaptive for a in attacks) else None
+            mine = run + ([] if surrogate and osp.samefile(path, surrogate) else transfer)
+            results, rankings = evaluate_robustness(
+                net, loaders["query"], loaders["gallery"], mine, device, seed=cfg.seed,
+                defence=defence, worst_cases=worst, store=store.within(f"model{i}"))
+            rows.append((name, results, rankings))
+            checks.append(run_checks(results, mine, chance_map, kinds, test.eps[0], test.alpha,
+                                     test.steps) if test.checklist else None)
     settings = {"dataset": cfg.data.sources, "root": cfg.data.root, "weights": list(weights),
                 "input_size": [cfg.data.height, cfg.data.width], "seed": cfg.seed,
                 "attacks": [a.settings() | {"budget": a.budget} for a in attacks],
@@ -64,15 +76,34 @@ def evaluate(cfg, weights, out):
                 "protocol": "Market-1501 (same-identity same-camera gallery removed), squared L2",
                 "chance": {"mAP": chance_map, "rank1": chance_rank1}}
     table = write_report(rows, attacks + worst, out, settings, checks)
+    store.finish()
     print(table + f"written: {out}.json, {out}.md")
     return rows
 
 
-def _transfer(cfg, path, kinds, query_loader, device):
+def _state_settings(cfg, weights, attacks, surrogate, loaders, device):
+    """What makes two runs the same evaluation (``runtime.eval_store``): the checkpoints' bytes,
+    the query and gallery lists (image paths, identities, cameras) and their batching, the input
+    size, the attacks, the transfer surrogate, the seed and the device type."""
+    checkpoints = [osp.abspath(p) for p in weights] + ([osp.abspath(surrogate)] if surrogate else [])
+    return {"checkpoints": [[path, file_sha256(path)] for path in checkpoints],  # in row order
+            "transfer_from": osp.abspath(surrogate) if surrogate else None,
+            "query": _listing(loaders["query"]), "gallery": _listing(loaders["gallery"]),
+            "query_batch_size": loaders["query"].batch_size,
+            "input_size": [cfg.data.height, cfg.data.width], "seed": cfg.seed,
+            "device": device.type, "attacks": [a.settings() for a in attacks]}
+
+
+def _listing(loader):
+    """A fingerprint of a test loader's images (paths, pids, camids, in order)."""
+    return hashlib.sha256(repr([tuple(item[:3]) for item in loader.dataset.data]).encode()).hexdigest()
+
+
+def _transfer(cfg, path, kinds, query_loader, device, store):
     """The checklist's transfer attacks crafted on the surrogate checkpoint ``path``."""
     surrogate, meta = load_checkpoint_model(path, cfg.model.name)
     surrogate = surrogate.to(device).eval()
-    guides = extract_features(surrogate.embed, query_loader, device)[0]
+    guides = clean_features(surrogate, query_loader, device, store, "surrogate.clean_query")[0]
     source = METHODS.get(meta.get("method"), osp.splitext(osp.basename(path))[0])
     test = cfg.test
     return transfer_attacks(kinds, test.eps[0], test.alpha, test.steps, surrogate, guides, source)

@@ -11,7 +11,9 @@ seed, its index and its images only, not on which attacks, models or batches ran
 batch attacked alone (a resumed run, another process) gives what one run gives. Every attacked
 batch is checked against the budget and the [0, 1] box before it is counted. The adaptive attack
 runs on each model's ``Defence`` (``attacks.NatAdaptive``); the worst case per query is
-``worst_case``. Intervals resample the per-query AP and Rank-1 hits; two models are compared by a
+``worst_case``. With an ``EvalStore`` (``runtime.eval_store``: ``tools/test_reid.py --resume``)
+the clean features and every attacked query batch are saved as they are computed and read back
+by a resumed run, which then ranks exactly what an uninterrupted run ranks. Intervals resample the per-query AP and Rank-1 hits; two models are compared by a
 paired bootstrap of their per-query differences on the same queries. ``write_report`` writes
 Table 12 (Markdown) and every number (JSON) with ``runtime.write_results``.
 """
@@ -21,6 +23,7 @@ import torch
 from nat_tasks.core.sanity import checks_markdown
 from nat_tasks.core.stats import bootstrap_interval, format_interval
 from nat_tasks.runtime import markdown_table, write_results
+from nat_tasks.runtime.eval_store import EvalStore
 from nat_tasks.runtime.seeding import batch_seed
 
 from .ranking import extract_features, query_ranking
@@ -30,18 +33,34 @@ CLEAN = None  # the column key of clean scores among attacks
 TOLERANCE = 1e-5  # of the budget and box checks, in [0, 1] pixels
 
 
-def attacked_query_features(net, query_loader, attack, guide_feats, guide_pids, device, seed=0):
+def attacked_query_features(net, query_loader, attack, guide_feats, guide_pids, device, seed=0,
+                            store=EvalStore()):
     """Features of every query image after ``attack``, batch ``b`` seeded ``batch_seed(seed, b)``
-    (guides: the clean query features of the model the attack is crafted on)."""
+    (guides: the clean query features of the model the attack is crafted on); each batch is a
+    piece of ``store``, so a batch an earlier run finished is read back, not attacked again."""
     guide_feats, guide_pids = guide_feats.to(device), torch.as_tensor(guide_pids, device=device)
-    feats, start = [], 0
+    feats, start, column = [], 0, _column_key(attack)
     for b, data in enumerate(query_loader):
-        x = data["img"].to(device)
+        x = data["img"]
         index = torch.arange(start, start + len(x), device=device)
         start += len(x)
-        feats.append(attack_batch(net, attack, x, index, guide_feats, guide_pids,
-                                  batch_seed(seed, b)))
+        feats.append(store.cached(f"{column}.batch{b}", lambda: attack_batch(
+            net, attack, x.to(device), index, guide_feats, guide_pids, batch_seed(seed, b))))
+        store.stop_point(f"after query batch {b + 1} of {len(query_loader)} under "
+                         f"{attack.describe()}")
     return torch.cat(feats)
+
+
+def _column_key(attack):
+    """A file-name-safe key of an attack column: kind, eps, step and steps."""
+    return f"{attack.kind}_eps{attack.eps * 255:g}_step{attack.alpha * 255:g}_{attack.steps}"
+
+
+def clean_features(net, loader, device, store=EvalStore(), key="clean"):
+    """``extract_features`` of ``loader`` as a piece of ``store`` (features, pids, camids)."""
+    saved = store.cached(key, lambda: dict(zip(("feats", "pids", "camids"), map(
+        torch.as_tensor, extract_features(net.embed, loader, device)))))
+    return saved["feats"], saved["pids"].numpy(), saved["camids"].numpy()
 
 
 def attack_batch(net, attack, x, index, guide_feats, guide_pids, seed):
@@ -80,16 +99,18 @@ def column(results, attack):
 
 
 def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, *, seed=0,
-                        defence=None, worst_cases=(), log=print):
+                        defence=None, worst_cases=(), log=print, store=EvalStore()):
     """``(results, rankings)``: ``results = {'clean': scores, '<kind>': {'<budget>': scores}}``
     (JSON-ready: mAP, rank1, cmc, n, intervals; the worst cases under ``'worst'``);
     ``rankings[attack or CLEAN or worst case]`` the per-query ``Ranking`` behind each score, for
     paired comparisons. ``defence``: the model's ``attacks.Defence`` for the adaptive attacks
     (``None``: no nasty term, an adaptive attack is then its base); ``worst_cases``:
-    ``worst_case.WorstCase`` columns over attacks in ``attacks``."""
+    ``worst_case.WorstCase`` columns over attacks in ``attacks``; ``store``: where the clean
+    features and attacked batches of this model are kept (``runtime.eval_store``)."""
     net.eval()
-    qf, q_pids, q_camids = extract_features(net.embed, query_loader, device)
-    gf, g_pids, g_camids = extract_features(net.embed, gallery_loader, device)
+    qf, q_pids, q_camids = clean_features(net, query_loader, device, store, "clean_query")
+    gf, g_pids, g_camids = clean_features(net, gallery_loader, device, store, "clean_gallery")
+    store.stop_point("after the clean features")
     rankings = {CLEAN: query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids)}
     results = {"clean": _scores(rankings[CLEAN])}
     log(f"clean: {_cell(results['clean'])}  (n = {results['clean']['n']} queries)")
@@ -99,7 +120,8 @@ def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, *, s
             rankings[attack] = rankings[runner]  # the same attack, seeded the same: no rerun
         else:
             guides = qf if attack.surrogate is None else attack.guide_features
-            adv = attacked_query_features(net, query_loader, runner, guides, q_pids, device, seed)
+            adv = attacked_query_features(net, query_loader, runner, guides, q_pids, device, seed,
+                                          store)
             rankings[attack] = query_ranking(adv, gf, q_pids, g_pids, q_camids, g_camids)
         _record(results, attack, rankings[attack], log)
     for worst in worst_cases:

@@ -1,0 +1,103 @@
+"""``tools/test_reid.py --resume``: an evaluation stopped by SIGTERM mid-way (one line, exit status
+75) or killed, then resumed, reports the numbers of an uninterrupted run; the saved state is only
+continued with the same settings."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+import nat_tasks.reid.robustness as robustness
+from nat_tasks.core.errors import NatError
+from nat_tasks.reid.config import config_file
+from nat_tasks.runtime.eval_store import open_store
+from nat_tasks.runtime.preemption import PREEMPTED_EXIT
+
+# SMA draws a random start: a resumed batch must draw what it drew in one run. Batches of 4 queries.
+ATTACK = ["--attack", "sma", "--attack-steps", 2, "--batch-size", 4, "--num-instances", 4]
+
+
+@pytest.fixture
+def counted_batches(monkeypatch):
+    """Attacked query batches computed (not read back); ``calls['kill_at']``: send this process a
+    SIGTERM during that call."""
+    calls = {"n": 0, "kill_at": None}
+    attack_batch = robustness.attack_batch
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["kill_at"]:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-batch: the batch still finishes
+        return attack_batch(*args, **kwargs)
+
+    monkeypatch.setattr(robustness, "attack_batch", counting)
+    # if the evaluation did not take SIGTERM over, it must not end the test session
+    before = signal.signal(signal.SIGTERM, lambda *_: None)
+    yield calls
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_stopped_and_resumed_gives_the_uninterrupted_numbers(
+        market_root, vanilla_checkpoint, test_reid, counted_batches, tmp_path, capsys):
+    common = [config_file("market1501_resnet50_vanilla"), vanilla_checkpoint, "--root", market_root,
+              "--device", "cpu", *ATTACK]
+    test_reid([*common, "--attack-eps", "4/255", "--out", tmp_path / "straight"])
+    batches = counted_batches["n"]
+    assert batches >= 3  # several query batches, so the stop falls mid-column
+    capsys.readouterr()
+
+    out = ["--attack-eps", "4/255", "--out", tmp_path / "stopped"]
+    counted_batches.update(n=0, kill_at=2)
+    with pytest.raises(SystemExit) as stopped:
+        test_reid([*common, *out])
+    assert stopped.value.code == PREEMPTED_EXIT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"stopped by SIGTERM after query batch 2 of {batches} under SMA 4/255-2: saved "
+                     f"the evaluation state {tmp_path / 'stopped'}.state; to continue, rerun the "
+                     f"same command with --resume (exit status {PREEMPTED_EXIT})"]
+    assert not (tmp_path / "stopped.json").exists()
+
+    with pytest.raises(SystemExit) as refused:  # without --resume: neither lost nor mixed
+        test_reid([*common, *out])
+    assert refused.value.code == 2 and "holds an unfinished evaluation: add --resume" in \
+        capsys.readouterr().err
+    with pytest.raises(SystemExit) as other:  # another budget is another evaluation
+        test_reid([*common, "--attack-eps", "2/255", "--out", tmp_path / "stopped", "--resume"])
+    assert other.value.code == 2 and "was made with other settings (attacks[0].eps: 0.0156" in \
+        capsys.readouterr().err
+
+    counted_batches.update(n=0, kill_at=None)
+    test_reid([*common, *out, "--resume"])
+    assert counted_batches["n"] == batches - 2  # the two saved batches were read back
+    straight = json.loads((tmp_path / "straight.json").read_text())
+    resumed = json.loads((tmp_path / "stopped.json").read_text())
+    assert resumed["models"] == straight["models"]  # every score, the worst case included
+    assert set(resumed["models"][0]["results"]) == {"clean", "sma", "worst"}
+
+    counted_batches["n"] = 0  # finished: --resume rebuilds the report without attacking
+    test_reid([*common, *out, "--resume"])
+    assert counted_batches["n"] == 0
+    assert json.loads((tmp_path / "stopped.json").read_text())["models"] == straight["models"]
+    test_reid([*common, *out])  # finished, without --resume: starts afresh
+    assert counted_batches["n"] == batches
+
+
+def test_store_pieces_and_manifest(tmp_path):
+    folder = str(tmp_path / "state")
+    settings = {"seed": 0, "attacks": [{"kind": "fna", "eps": 0.5}]}
+    store = open_store(folder, settings, resume=False).within("model0")
+    computed = []
+    value = store.cached("x", lambda: computed.append(1) or {"feats": torch.arange(3.0)})
+    again = open_store(folder, settings, resume=True, log=lambda _: None).within("model0")
+    assert torch.equal(again.cached("x", lambda: computed.append(1))["feats"], value["feats"])
+    assert computed == [1]  # read back, not computed again
+    assert os.path.exists(os.path.join(folder, "model0.x.pt"))
+    notes = []  # the demos' mode: pieces of other settings are dropped, with a note
+    open_store(folder, {**settings, "seed": 1}, resume="auto", log=notes.append)
+    assert notes == [f"{folder} holds another evaluation (seed: 0 -> 1): starting afresh"]
+    assert not os.path.exists(os.path.join(folder, "model0.x.pt"))
+    with open(os.path.join(folder, "settings.json"), "w") as f:
+        f.write("{not json")
+    with pytest.raises(NatError, match="cannot read the evaluation state .* delete its folder"):
+        open_store(folder, settings, resume=True)
