@@ -27,6 +27,7 @@ How, exactly and in bounded memory:
 """
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,15 +150,17 @@ def query_ranking(qf, gf, q_pids, g_pids, q_camids, g_camids, ranks=(1, 5, 10)):
     max_rank = min(max(ranks), num_g)
 
     valid, first_hit, ap = [], [], []  # valid queries only, in query order (as torchreid appends)
-    for start, distances in _distance_chunks(torch.from_numpy(qf), torch.from_numpy(gf)):
-        for row, q in enumerate(range(start, start + len(distances))):
-            if protocol[q] is None:
-                continue  # the identity is not in the gallery under another camera: skipped
-            matches, removed = protocol[q]
-            positions = _match_positions(distances[row], matches, removed)
-            valid.append(q)
-            first_hit.append(positions[0])
-            ap.append(_average_precision(positions, num_g - removed.size))
+    # closed on any exit: its workers finish and torch's thread count is restored at once
+    with closing(_distance_chunks(torch.from_numpy(qf), torch.from_numpy(gf))) as chunks:
+        for start, distances in chunks:
+            for row, q in enumerate(range(start, start + len(distances))):
+                if protocol[q] is None:
+                    continue  # the identity is not in the gallery under another camera: skipped
+                matches, removed = protocol[q]
+                positions = _match_positions(distances[row], matches, removed)
+                valid.append(q)
+                first_hit.append(positions[0])
+                ap.append(_average_precision(positions, num_g - removed.size))
 
     return Ranking.of_queries(valid, ap, first_hit, max_rank)
 
@@ -190,7 +193,9 @@ def _distance_chunks(qf, gf):
 
     Worker threads (as many as torch's thread count, one torch thread each) compute the next
     chunks while the caller ranks this one: independent one-thread products keep every core busy
-    without the waits of one product split over the cores (torch releases the GIL)."""
+    without the waits of one product split over the cores (torch releases the GIL). At most one
+    buffer more than workers: (threads + 1) x ``CHUNK_ELEMENTS`` floats. Close the generator when
+    done early: torch runs one thread until then."""
     num_q, num_g = qf.shape[0], gf.shape[0]
     q_norms = torch.pow(qf, 2).sum(dim=1, keepdim=True)
     g_norms = torch.pow(gf, 2).sum(dim=1, keepdim=True).t()

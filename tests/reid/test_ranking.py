@@ -129,6 +129,28 @@ def test_distances_in_chunks_are_torchreids_matrix(threads, monkeypatch):
                                                                         torch.from_numpy(gf)).numpy())
 
 
+def test_a_failure_mid_ranking_restores_torchs_threads(monkeypatch):
+    """The distance workers run one torch thread each: an error while ranking a chunk must not
+    leave the process at one thread (the caller may keep the traceback alive)."""
+    import nat_tasks.reid.ranking as ranking
+
+    def broken(*args):
+        raise ValueError("ranking failed")
+
+    monkeypatch.setattr(ranking, "_match_positions", broken)
+    monkeypatch.setattr(ranking, "CHUNK_ELEMENTS", 10 * 50)
+    rng = np.random.default_rng(6)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError, match="ranking failed") as failure:
+            rank(rng.random((30, 4), np.float32), rng.random((50, 4), np.float32), [1] * 30,
+                 [1] * 50, [0] * 30, [1] * 50)
+        assert failure.traceback and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_bad_inputs_are_one_line_errors():
     qf, gf = np.zeros((3, 4), np.float32), np.zeros((5, 8), np.float32)
     with pytest.raises(NatError, match="4-d but gallery features 8-d"):
