@@ -22,10 +22,10 @@ import os.path as osp
 
 from nat_tasks.core.errors import NatError
 from nat_tasks.runtime import load_config
+from nat_tasks.runtime.checkout import REPO_ROOT
 from nat_tasks.runtime.config import check_override_keys
 
-CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), "configs",
-                      "reid")
+CONFIG_DIR = osp.join(REPO_ROOT, "configs", "reid")
 METHODS = {"vanilla": "None", "amd": "AMD", "amd_nat": "AMD&NAT"}  # Table 12's row names
 # What a method may lack: a shortcut into one of them applies only to configs that have it
 # (the demo passes the same options to its vanilla, AMD and AMD&NAT configs).

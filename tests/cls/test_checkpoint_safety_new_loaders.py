@@ -45,9 +45,10 @@ def test_distillation_teacher(cifar10_root, evil_checkpoint, tool_error, tmp_pat
     assert not list((tmp_path / "w").glob("*.pth"))
 
 
-def test_robustbench_zoo_weights(evil_checkpoint, tool_error, tmp_path):
+def test_robustbench_zoo_weights(cifar10_root, evil_checkpoint, tool_error, tmp_path):
     err = tool_error("eval_cls", os.path.join(CONFIGS, "cifar10_preact18_pgdat.py"), evil_checkpoint.path,
-                     "--attacks", "clean", "--out", tmp_path / "out", "--cfg-options", f"model.arch={ZOO}")
+                     "--attacks", "clean", "--out", tmp_path / "out", "--data-root", cifar10_root,
+                     "--cfg-options", f"model.arch={ZOO}")
     evil_checkpoint.assert_refused(err)
 
 
@@ -56,8 +57,7 @@ def test_a_zoo_definition_that_reads_cached_hub_weights_is_refused_and_unpickles
     """torch.hub reads a file it cached earlier without downloading, and unpickles it with
     ``weights_only=False`` (its default): a definition that asks for hub weights in a way the
     source check misses must still not read that file."""
-    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
-    from robustbench.model_zoo.models import model_dicts
+    from nat_tasks.cls.models.robustbench_models import zoo_entries
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     cached = tmp_path / "torch_home" / "hub" / "checkpoints" / "w.pth"
@@ -68,7 +68,7 @@ def test_a_zoo_definition_that_reads_cached_hub_weights_is_refused_and_unpickles
     def cached_weights():
         return torch.hub.load_state_dict_from_url("https://example.invalid/w.pth")
 
-    entries = model_dicts[BenchmarkDataset("cifar10")][ThreatModel("Linf")]
+    entries = zoo_entries("cifar10", "Linf")  # robustbench's own dict
     monkeypatch.setitem(entries, "Cached2099", dict(model=cached_weights, gdrive_id="x"))
     real_load = torch.load
     with pytest.raises(NatError) as err:

@@ -37,6 +37,7 @@ import torch
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.stats import bootstrap_interval, format_interval, seed_summary
 from nat_tasks.runtime import default_device, markdown_table, select_runner_device, write_results
+from nat_tasks.runtime.checkout import REPO_ROOT
 
 from nat_tasks.cls.analysis import analyze_models, plot_sparsity, sorted_mean_probabilities
 from nat_tasks.cls.models.architectures import build_classifier
@@ -50,8 +51,7 @@ from nat_tasks.cls.training.nasty_section import nasty_spec
 from nat_tasks.cls.training.train import last_checkpoint, load_cls_config, train
 from nat_tasks.cls.models.weights import load_classifier_weights
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                          "configs", "cls")
+CONFIG_DIR = os.path.join(REPO_ROOT, "configs", "cls")
 # (key, row label, config, extra config options)
 MODELS = (("vanilla", "VT (adversary)", "mnist_small_cnn_vanilla.py", {}),
           ("pgdat", "PGD-AT", "mnist_small_cnn_pgdat.py", {}),

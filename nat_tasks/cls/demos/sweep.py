@@ -31,12 +31,12 @@ from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.errors import NatError
 from nat_tasks.core.stats import seed_summary
 from nat_tasks.runtime import markdown_table, write_results
+from nat_tasks.runtime.checkout import REPO_ROOT
 
 from nat_tasks.cls.training.nasty_section import nasty_spec, train_command
 from nat_tasks.cls.training.train import load_cls_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_TOOL = os.path.join(REPO, "tools", "train_cls.py")
+TRAIN_TOOL = os.path.join(REPO_ROOT, "tools", "train_cls.py")
 METRICS = ("clean_acc", "robust_acc")
 MODELS = ("best", "last")  # the paper's two rows per method: the best (selected) and the last epoch
 LAUNCHERS = ("none", "pytorch", "slurm")

@@ -22,6 +22,7 @@ from importlib import metadata
 
 from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.errors import NatError
+from nat_tasks.runtime.checkout import REPO_ROOT
 
 from nat_tasks.cls.analysis import analyze_models
 from nat_tasks.cls.models.architectures import data_info
@@ -76,11 +77,9 @@ def states_folder(out, label):
 def code_version():
     """The git commit of this checkout (and whether it has uncommitted changes), else the installed
     package version."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
     def git(*args):
         try:
-            proc = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=30)
+            proc = subprocess.run(["git", "-C", REPO_ROOT, *args], capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.SubprocessError):
             return None
         return proc.stdout.strip() if proc.returncode == 0 else None
