@@ -200,10 +200,12 @@ def _distance_chunks(qf, gf):
     q_norms = torch.pow(qf, 2).sum(dim=1, keepdim=True)
     g_norms = torch.pow(gf, 2).sum(dim=1, keepdim=True).t()
     # chunks of (nearly) equal size: MKL multiplies a few rows with other kernels, whose bits
-    # differ, so a short last chunk could rank otherwise
-    num_chunks = min(num_q, -(-num_q * num_g // CHUNK_ELEMENTS))
+    # differ, so a short last chunk could rank otherwise; at least two per thread, so every
+    # core has a product to compute
+    threads = torch.get_num_threads()
+    num_chunks = min(num_q, max(-(-num_q * num_g // CHUNK_ELEMENTS), 2 * threads))
     bounds = np.linspace(0, num_q, num_chunks + 1).round().astype(int).tolist()
-    workers = min(torch.get_num_threads(), num_chunks)
+    workers = min(threads, num_chunks)
     rows = max(b - a for a, b in zip(bounds, bounds[1:]))
     buffers = [torch.empty(rows, num_g) for _ in range(min(workers + 1, num_chunks))]
 
@@ -214,7 +216,6 @@ def _distance_chunks(qf, gf):
         out.addmm_(qf[start:stop], gf.t(), beta=1, alpha=-2)
         return start, out.numpy()
 
-    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # process-wide (MKL's setting is global): restored below
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
