@@ -11,7 +11,7 @@ The clean features and attacked query batches go to ``<out>.state/`` as they are
 import hashlib
 import os.path as osp
 
-from nat_tasks.core.errors import NatError
+from nat_tasks.core.errors import NatError, on_fault
 from nat_tasks.runtime import console, resolve_device, seed_everything
 from nat_tasks.runtime.eval_store import file_sha256, open_store
 
@@ -50,7 +50,9 @@ def evaluate(cfg, weights, out, resume=False):
     surrogate = test.get("transfer_from") if test.checklist else None
     store = open_store(out + ".state", _state_settings(cfg, weights, run, surrogate, loaders, device),
                        resume=resume)
-    with store:
+    saved_so_far = (f"the evaluation state {store.folder} holds every piece finished so far",
+                    "rerun the same command with --resume")
+    with store, on_fault(store.folder, lambda: saved_so_far):
         transfer = _transfer(cfg, surrogate, kinds, loaders["query"], device,
                              store) if surrogate else []
         rows, checks = [], []

@@ -101,3 +101,32 @@ def test_store_pieces_and_manifest(tmp_path):
         f.write("{not json")
     with pytest.raises(NatError, match="cannot read the evaluation state .* delete its folder"):
         open_store(folder, settings, resume=True)
+
+
+def test_a_full_disk_mid_evaluation_says_what_is_kept(market_root, vanilla_checkpoint, test_reid,
+                                                      monkeypatch, tmp_path, capsys):
+    import errno
+
+    import nat_tasks.runtime.eval_store as eval_store
+
+    saves = []
+
+    def full_after_two(value, path):
+        saves.append(path)
+        if len(saves) > 2:  # the clean features fit, the first attacked batch does not
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return atomic_save(value, path)
+
+    atomic_save = eval_store.atomic_save
+    monkeypatch.setattr(eval_store, "atomic_save", full_after_two)
+    with pytest.raises(SystemExit) as full:
+        test_reid([config_file("market1501_resnet50_vanilla"), vanilla_checkpoint, "--root",
+                   market_root, "--device", "cpu", *ATTACK, "--attack-eps", "4/255",
+                   "--out", tmp_path / "full"])
+    assert full.value.code == 2
+    state = tmp_path / "full.state"
+    assert capsys.readouterr().err == (
+        f"error: no space left on {saves[-1]}; the evaluation state {state} holds every piece "
+        "finished so far; free space and rerun the same command with --resume\n")
+    assert sorted(p.name for p in state.glob("*.pt")) == ["model0.clean_gallery.pt",
+                                                          "model0.clean_query.pt"]
