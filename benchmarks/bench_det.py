@@ -4,12 +4,17 @@ adversarial test loop, clean and under each attack, and the cost of one TOG step
 
     python benchmarks/bench_det.py [--config configs/det/demo_mtd.py] [--batch-size 16]
         [--iters 10] [--device cpu] [--data-root DIR] [--test-images 32]
-        [--part all|train|attacks] [--attack-steps 10] [--rounds 5]
+        [--part all|train|attacks] [--attack-steps 10] [--rounds 5] [--checkpoint PTH]
 
 Attack steps: every TOG variant and DAG run ``--attack-steps`` iterations on the same batch of
 test images, in interleaved rounds; a step's cost is the attack's time / its iterations (TOG's
-one clean prediction of the detections included), the ratio the median of per-round ratios. DAG
-runs every iteration: its score threshold is set to 0, so no image runs out of targets.
+one clean prediction of the detections included), the ratio the median of per-round ratios, by
+the wall clock and by the process's CPU time (run with one thread, e.g. ``OMP_NUM_THREADS=1``,
+the CPU time is the steadier on a shared machine). DAG
+runs every iteration: its score threshold is set to 0, so no image runs out of targets. With
+random weights (no ``--checkpoint``) nothing scores above TOG's 0.5, so TOG-untargeted and
+-mislabeling have no target; ``--checkpoint`` (trained weights for ``--config``, e.g. the demo's
+``work_dirs/demo_vanilla/epoch_12.pth``) times them on real detections.
 
 The training steps use the same detector, batch and optimiser; the NAT adversary is a detector of
 the same config (its weights do not change the cost), run once in float32 and once in bfloat16
@@ -94,10 +99,13 @@ def bench_test_loop(cfg, checkpoint, work_dir):
     return {key.split("/")[0]: value for key, value in metrics.items() if key.endswith("images_per_s")}
 
 
-def bench_attack_steps(cfg, steps, rounds):
-    """Seconds per iteration of DAG and of each TOG variant on one test batch: {attack: [per round]}."""
+def bench_attack_steps(cfg, steps, rounds, checkpoint=None):
+    """Seconds per iteration of DAG and of each TOG variant on one test batch, by the wall clock and
+    by the process's CPU time (with one thread, the CPU time is what another job on a shared
+    machine does not inflate): {clock: {attack: [per round]}}."""
     import torch
     from mmengine.dataset import pseudo_collate
+    from mmengine.runner import load_checkpoint
     from mmdet.registry import DATASETS, MODELS
 
     from nat_tasks.det.attacks import ATTACKS, AttackConfig, white_box_kinds
@@ -107,6 +115,8 @@ def bench_attack_steps(cfg, steps, rounds):
     model_cfg.test_cfg.score_thr = 0.0  # DAG keeps every target: it never stops early
     torch.manual_seed(0)
     detector = MODELS.build(model_cfg).eval()
+    if checkpoint:
+        load_checkpoint(detector, checkpoint, map_location="cpu", logger="silent")
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     batch = pseudo_collate([dataset[i] for i in range(cfg.test_dataloader.batch_size)])
     with torch.no_grad():
@@ -116,12 +126,14 @@ def bench_attack_steps(cfg, steps, rounds):
     attacks = {name: ATTACKS.build(name, config=config) for name in names}
 
     def run(name):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         attacks[name](detector, data["inputs"], data["data_samples"])
-        return (time.perf_counter() - start) / steps
+        return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
     run("dag")  # warm-up
-    return interleaved_rounds(names, run, rounds)
+    timed = interleaved_rounds(names, run, rounds, seconds=lambda result: result[0])
+    return {clock: {name: [result[i] for result in series] for name, series in timed.items()}
+            for i, clock in enumerate(("wall", "cpu"))}
 
 
 @tool_main
@@ -137,6 +149,7 @@ def main(argv=None):
                         help="train: training steps and test loop; attacks: TOG vs DAG steps")
     parser.add_argument("--attack-steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--checkpoint", help="trained weights of --config for the attack steps (default: random)")
     args = parser.parse_args(argv)
     select_runner_device(args.device)
 
@@ -167,10 +180,10 @@ def main(argv=None):
             steps = bench_training(cfg, adversary_config, checkpoint, args.iters)
             speeds = bench_test_loop(cfg, checkpoint, os.path.join(tmp, "work"))
         if args.part in ("all", "attacks"):
-            attack_steps = bench_attack_steps(cfg, args.attack_steps, args.rounds)
+            attack_steps = bench_attack_steps(cfg, args.attack_steps, args.rounds, args.checkpoint)
 
     print(f"CPU: {cpu_info()}, load average {os.getloadavg()[0]:.2f}")
-    print(f"config {os.path.relpath(args.config, REPO)}, batch {args.batch_size}, "
+    print(f"config {os.path.relpath(args.config, REPO)}, weights {args.checkpoint or 'random'}, batch {args.batch_size}, "
           f"{torch.get_num_threads()} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     if args.part in ("all", "train"):
         print(f"MTD step      {statistics.median(steps['mtd']) * 1000:8.1f} ms (median)")
@@ -181,12 +194,13 @@ def main(argv=None):
         for attack, value in speeds.items():
             print(f"test loop {attack:>5}: {value:8.2f} images/s")
     if args.part in ("all", "attacks"):
-        print(f"DAG step {statistics.median(attack_steps['dag']) * 1000:8.1f} ms (median, {args.attack_steps} "
-              f"iterations, {args.rounds} rounds)")
-        for name, ratio in ratios_to(attack_steps, "dag").items():
-            attack = name.split("_vs_")[0]
-            print(f"{attack:>16} step {statistics.median(attack_steps[attack]) * 1000:8.1f} ms, ratio to DAG "
-                  f"{ratio['ratio_median']:.3f} (median of per-round ratios; target <= 1)")
+        for clock, times in attack_steps.items():
+            print(f"{clock} time: DAG step {statistics.median(times['dag']) * 1000:8.1f} ms (median, "
+                  f"{args.attack_steps} iterations, {args.rounds} rounds)")
+            for name, ratio in ratios_to(times, "dag").items():
+                attack = name.split("_vs_")[0]
+                print(f"{attack:>16} step {statistics.median(times[attack]) * 1000:8.1f} ms, ratio to DAG "
+                      f"{ratio['ratio_median']:.3f} (median of per-round ratios; target <= 1)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,12 @@ at 0.5x, 2x, 4x eps and at eps 255 and prints the pass/fail table of the gradien
 """
 import os
 
-from nat_tasks.runtime.tool import require_stage
+# Idle OpenMP threads sleep instead of spinning (set before torch loads its OpenMP runtime; the
+# environment overrides it). Spinning threads on a shared CPU slowed an attack step up to 5x (one
+# thread of two waiting for the other to be scheduled); sleeping costs a wake-up per parallel op.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from nat_tasks.runtime.tool import require_stage  # noqa: E402
 
 require_stage("det")  # one line naming the set-up command, before mmdet is imported
 
