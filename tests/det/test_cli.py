@@ -154,3 +154,12 @@ def test_bad_inputs_are_one_line_errors(trained_tiny, voc_root, tmp_path, capsys
     assert "classes" in _one_line_error(capsys, "train", str(wrong), "--work-dir", str(tmp_path / "w2"))
     # Missing checkpoint to test.
     assert "checkpoint not found" in _one_line_error(capsys, "test", config, str(tmp_path / "x.pth"))
+
+
+def test_test_tool_lets_idle_openmp_threads_sleep_unless_the_environment_says(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    load_tool("test")
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's setting stands
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    load_tool("test")
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
