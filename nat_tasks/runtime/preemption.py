@@ -35,33 +35,39 @@ class Preempted(SystemExit):
 
 
 class StopRequest:
-    """SIGTERM and SIGINT set a flag while installed (``with StopRequest() as stop``)."""
+    """SIGTERM and SIGINT set a flag while installed (``with StopRequest() as stop``).
+
+    Only the process that installed it: a forked child (a multiprocessing pool's or a data
+    loader's worker) gets the previous handlers back at once, since a Python-level handler can
+    lose the SIGTERM its parent ends it with (multiprocessing.Pool.terminate, as mmdet's VOC metric
+    does after every validation): the signal is caught, and the worker then blocks in a semaphore
+    wait the handler never interrupts. The signals are blocked across fork() so that one sent in
+    between waits for the default action.
+    """
 
     def __init__(self):
         self.signum = None
         self._previous = {}
-        self._owner = None
 
     def __enter__(self):
+        global _INSTALLED
         if threading.current_thread() is threading.main_thread():  # only it may install handlers
-            self._owner = os.getpid()
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
+            # (None: a handler not set from Python; the default is what it can be given back as)
+            self._previous = {sig: signal.signal(sig, self._handle) or signal.SIG_DFL for sig in SIGNALS}
+            _INSTALLED = self
         return self
 
     def __exit__(self, exc_type, *exc):
+        global _INSTALLED
         for sig, handler in self._previous.items():
             # after a stop under DDP, torchrun's SIGTERM to the processes still leaving is moot
             stopping = exc_type is Preempted and sig == signal.SIGTERM and is_distributed()
             signal.signal(sig, signal.SIG_IGN if stopping else handler)
         self._previous = {}
+        if _INSTALLED is self:
+            _INSTALLED = None
 
     def _handle(self, signum, frame):
-        if os.getpid() != self._owner:
-            # a forked child (a multiprocessing pool's or a data loader's worker) inherits the
-            # handler; its parent stops it with SIGTERM (Pool.terminate), which must still end it
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # Ctrl-C twice: the user does not want to wait
         self.signum = self.signum or signum
@@ -79,6 +85,32 @@ class StopRequest:
     @property
     def name(self):
         return signal.Signals(self.signum).name if self.signum else None
+
+
+_INSTALLED = None  # this process's installed StopRequest
+
+
+def _block_signals_for_fork():
+    if _INSTALLED is not None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
+def _unblock_signals_in_parent():
+    if _INSTALLED is not None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+
+def _restore_handlers_in_child():
+    global _INSTALLED
+    if _INSTALLED is not None:
+        for sig, handler in _INSTALLED._previous.items():
+            signal.signal(sig, handler)
+        _INSTALLED = None
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # a SIGTERM sent meanwhile acts now
+
+
+os.register_at_fork(before=_block_signals_for_fork, after_in_parent=_unblock_signals_in_parent,
+                    after_in_child=_restore_handlers_in_child)
 
 
 def capture_rng():
