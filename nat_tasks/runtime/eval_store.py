@@ -31,8 +31,11 @@ MANIFEST = "settings.json"
 
 def file_sha256(path):
     """The SHA-256 of a file's bytes (a checkpoint replaced under the same name is another one)."""
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        for block in iter(lambda: f.read(1 << 20), b""):  # hashlib.file_digest needs Python 3.11
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class EvalStore:

@@ -13,10 +13,11 @@ from mmengine.registry import DATASETS
 
 from nat_tasks.core.checkpoint import safe_load
 from nat_tasks.core.errors import NatError
+from nat_tasks.runtime.eval_store import file_sha256
 
 from nat_tasks.cls.models.architectures import DATA_INFO_KEYS
 from nat_tasks.cls.evaluation.attacks import REGISTRY, SparseThreat, ThreatModel
-from nat_tasks.cls.evaluation.eval_state import examples_sha256, file_sha256
+from nat_tasks.cls.evaluation.eval_state import examples_sha256
 from nat_tasks.cls.data.subsets import subset_indices
 from nat_tasks.cls.training.train import check_num_classes, load_cls_config
 from nat_tasks.cls.models.weights import classifier_from_config

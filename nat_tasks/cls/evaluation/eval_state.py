@@ -20,16 +20,9 @@ from mmengine.dist import broadcast_object_list, is_main_process
 
 from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.errors import NatError
+from nat_tasks.runtime.eval_store import settings_difference
 
 FORMAT = 1
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def examples_sha256(x, y):
@@ -130,21 +123,11 @@ def _read(path, settings, resume, log):
         return NatError(f"{path} holds an unfinished evaluation: add --resume to continue it, or delete it "
                         "to start afresh")
     if saved.get("format") != FORMAT or saved_settings != settings:
-        return NatError(f"--resume: {path} was made with other settings ({_difference(saved_settings, settings)}); "
+        return NatError(f"--resume: {path} was made with other settings ({settings_difference(saved_settings, settings)}); "
                         "run with those, or delete it to start afresh")
     done = sum(flags.count(None) == 0 for flags in saved["flags"].values())
     log(f"--resume: continuing {path} ({done} of {len(saved['flags'])} attacks complete)")
     return saved
-
-
-def _difference(saved, wanted):
-    keys = sorted(set(saved) | set(wanted))
-    changed = [k for k in keys if saved.get(k) != wanted.get(k)] or ["format"]
-    shown = []
-    for key in changed:
-        before, now = repr(saved.get(key)), repr(wanted.get(key))
-        shown.append(f"{key}: {before} -> {now}" if len(before) + len(now) <= 80 else f"{key} differs")
-    return "; ".join(shown)
 
 
 def _plain(value):

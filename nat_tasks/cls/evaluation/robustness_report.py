@@ -22,6 +22,7 @@ from importlib import metadata
 
 from nat_tasks.core.checkpoint import atomic_write_text
 from nat_tasks.core.errors import NatError
+from nat_tasks.runtime.eval_store import file_sha256
 from nat_tasks.runtime.checkout import REPO_ROOT
 
 from nat_tasks.cls.analysis import analyze_models
@@ -29,7 +30,7 @@ from nat_tasks.cls.models.architectures import data_info
 from nat_tasks.cls.evaluation.attack_cache import evaluate_each
 from nat_tasks.cls.evaluation.checklist import gradient_masking_checklist
 from nat_tasks.cls.evaluation.eval_setup import model_selection, needs, threat_record
-from nat_tasks.cls.evaluation.eval_state import examples_sha256, file_sha256
+from nat_tasks.cls.evaluation.eval_state import examples_sha256
 from nat_tasks.cls.evaluation.evaluation import worst_case
 from nat_tasks.cls.training.nasty_section import build_adversary, nasty_spec
 from nat_tasks.cls.evaluation.report_page import write_report
