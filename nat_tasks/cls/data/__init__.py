@@ -1,0 +1,1 @@
+"""The data sets: torchvision's and on-disk trees, and generated data (registered in mmengine)."""
