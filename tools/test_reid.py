@@ -4,9 +4,11 @@ worst case per query (the paper's Table 12 layout).
     python tools/test_reid.py CONFIG CKPT [CKPT ...] [--attack all] [--attack-eps 8/255 10/255]
         [--attack-steps 16] [--attack-step 1/255] [--checklist [--transfer-from CKPT]] [--out PATH]
         [--resume]
+    torchrun --nproc_per_node N tools/test_reid.py CONFIG CKPT ... --launcher pytorch   # shared
 
 Computed features go to <out>.state/ as the run goes; SIGTERM / Ctrl-C stop it after the current
-query batch (exit status 75), and --resume continues it with the numbers of one run.
+query batch (exit status 75), and --resume continues it with the numbers of one run. Under torchrun the processes share the
+query batches and process 0 writes the report: again the numbers of one run.
 
 See ``python tools/test_reid.py --help`` and nat_tasks/reid/cli.py.
 """

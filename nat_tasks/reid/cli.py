@@ -147,7 +147,8 @@ def train_parser():
             action="store_true")
     _option(g, "--amp-dtype", "bfloat16 (default where the device has it) or float16", choices=AMP_DTYPES)
     _option(g, "--launcher", "pytorch: one process per GPU (or CPU process) under torchrun --nproc_per_node "
-            "N, each with --batch-size images of the global batch", choices=LAUNCHERS)
+            "N, each with --batch-size images of the global batch (--eval-only: a share of the "
+            "query batches)", choices=LAUNCHERS)
     _add_evaluation_options(p)
     p.add_argument("--eval-only", action="store_true", help="tools/test_reid.py CONFIG --weights")
     p.add_argument("--weights", nargs="+", metavar="CKPT", help="--eval-only: one table row each")
@@ -172,8 +173,11 @@ def test_parser():
     _add_data_options(p)
     _add_evaluation_options(p)
     p.add_argument("--resume", action="store_true",
-                   help="continue the unfinished evaluation in <out>.state/ (same settings): "
-                        "finished batches are read back, not attacked again")
+                   help="continue the unfinished evaluation in <out>.state/ (same settings, any "
+                        "number of processes): finished batches are read back, not attacked again")
+    _option(p, "--launcher", "pytorch: under torchrun --nproc_per_node N, process r attacks the "
+            "query batches b with b %% N == r, process 0 ranks and writes: the numbers of one "
+            "process", choices=LAUNCHERS)
     add_verbose(p)
     return p
 
@@ -225,9 +229,9 @@ def run_evaluation(path, weights, args):
 def train_main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args = train_parser().parse_args(argv)
-    if (args.demo or args.eval_only) and args.launcher not in (None, "none"):
-        raise NatError("--launcher trains one config in several processes; the demo and "
-                       "--eval-only run in one")
+    if args.demo and args.launcher not in (None, "none"):
+        raise NatError("--launcher runs one config (training or --eval-only) in several "
+                       "processes; the demo runs in one")
     if args.demo or not argv:
         if args.config:
             raise NatError("--demo runs its own configs (configs/reid/synthetic_market1501_*); "

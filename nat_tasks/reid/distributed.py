@@ -1,4 +1,5 @@
-"""Re-ID training in several processes (torchrun, ``--launcher pytorch``): torchreid's engine on DDP.
+"""Re-ID in several processes (torchrun, ``--launcher pytorch``): training with torchreid's engine on DDP,
+sharded evaluation.
 
 torchreid runs on one device or ``nn.DataParallel``. Under a launcher each process trains on its
 share of a *global* batch of ``world x train.batch_size`` images, and three things make the run
@@ -12,6 +13,10 @@ train like one process with that global batch:
 
 BatchNorm statistics stay per process (torchreid's DataParallel does the same); ``train.sync_bn``
 converts the model to ``SyncBatchNorm``, which torch supports on GPUs only.
+
+Evaluation under a launcher (``PieceShare``): each process computes its share of the evaluation
+store's pieces (clean features, attacked query batches), then process 0 reads them all back and
+ranks, as one process would.
 """
 import contextlib
 import os
@@ -24,6 +29,7 @@ from mmengine.dist import get_dist_info, is_main_process
 from torch.utils.data import DataLoader, Sampler
 
 from nat_tasks.core.errors import NatError
+from nat_tasks.runtime import resolve_device
 
 
 class IdentityBatchShards(Sampler):
@@ -139,3 +145,54 @@ class NoWriter:
 
     def close(self):
         pass
+
+
+def process_device(cfg):
+    """This process's device: ``cfg.device``; under a launcher on GPUs the one of its LOCAL_RANK
+    (``runtime.distributed.check_launch``, set by the process group)."""
+    device = resolve_device(cfg.device)
+    if cfg.get("launcher", "none") != "none" and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+class PieceShare:
+    """Which pieces of a sharded evaluation (``runtime.eval_store``) this process computes: piece
+    ``n`` of a list (a query batch's index, a clean feature set's place) is process
+    ``n % world``'s. Every piece is determined by the settings and its key, so the processes'
+    pieces together are the pieces of one process."""
+
+    def __init__(self, rank=0, world=1):
+        self.rank, self.world = rank, world
+
+    @classmethod
+    def of_group(cls):
+        """This process's share in the current process group (none: the whole)."""
+        return cls(*get_dist_info())
+
+    @property
+    def alone(self):
+        return self.world == 1
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def mine(self, n):
+        return n % self.world == self.rank
+
+    def sync(self):
+        """Wait until every process has saved its pieces so far."""
+        if not self.alone:
+            dist.barrier()
+
+    def from_main(self, value):
+        """Process 0's ``value``, on every process."""
+        if self.alone:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+ALONE = PieceShare()

@@ -7,22 +7,27 @@ it was trained with).
 
 The clean features and attacked query batches go to ``<out>.state/`` as they are computed
 (``runtime.eval_store``): a killed run, or one stopped by SIGTERM / SIGINT (one line, exit status
-75), continues with ``resume`` and reports the numbers of an uninterrupted run."""
+75), continues with ``resume`` and reports the numbers of an uninterrupted run. Under a launcher
+(``cfg.launcher``, torchrun) each process computes its share of these pieces
+(``distributed.PieceShare``: query batch ``b`` is process ``b % world``'s), then process 0 reads
+them all back, ranks and writes the report: the numbers of one process."""
 import hashlib
 import os.path as osp
 
 from nat_tasks.core.errors import NatError, on_fault
-from nat_tasks.runtime import console, resolve_device, seed_everything
-from nat_tasks.runtime.eval_store import file_sha256, open_store
+from nat_tasks.runtime import console, seed_everything
+from nat_tasks.runtime.distributed import check_launch, process_group
+from nat_tasks.runtime.eval_store import EvalStore, file_sha256, open_store
 
 from .adversary import recorded_defence
 from .attacks import build_attack
 from .checklist import checklist_attacks, run_checks, transfer_attacks
 from .config import METHODS
 from .data import build_datamanager
+from .distributed import PieceShare, process_device, quiet_unless_main
 from .model import load_checkpoint_model, read_checkpoint
 from .ranking import chance_scores
-from .robustness import clean_features, evaluate_robustness, write_report
+from .robustness import clean_features, evaluate_robustness, shared_pieces, write_report
 from .worst_case import worst_case_columns
 
 
@@ -30,7 +35,15 @@ def evaluate(cfg, weights, out, resume=False):
     """Evaluate the checkpoints ``weights`` (one table row each); write ``<out>.json`` and
     ``<out>.md``; return ``[(name, results, rankings)]``. ``resume``: continue the evaluation
     state ``<out>.state/`` of an unfinished run with the same settings (``'auto'``: if there is
-    one, ``runtime.eval_store.open_store``)."""
+    one, ``runtime.eval_store.open_store``). Under ``cfg.launcher`` the processes share the work
+    and process 0 alone prints, writes and returns the rows (the others: ``None``)."""
+    launcher = cfg.get("launcher", "none")
+    check_launch(launcher, cfg.device)
+    with process_group(launcher), quiet_unless_main():
+        return _evaluate(cfg, weights, out, resume, PieceShare.of_group())
+
+
+def _evaluate(cfg, weights, out, resume, share):
     test = cfg.test
     attacks = [build_attack(kind, eps=eps, alpha=test.alpha, steps=test.steps)
                for kind in test.attacks for eps in test.eps]
@@ -42,19 +55,22 @@ def evaluate(cfg, weights, out, resume=False):
     extra = checklist_attacks(kinds, test.eps[0], test.alpha, test.steps) if test.checklist else []
     run = list(dict.fromkeys(attacks + extra))  # the table's attacks, then the checks' others
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = process_device(cfg)
     with console.library_output(out + ".log"):  # torchreid's data summary
         loaders = build_datamanager(cfg, use_gpu=device.type == "cuda").test_loader[cfg.data.sources]
     (q_pids, q_camids), (g_pids, g_camids) = _labels(loaders["query"]), _labels(loaders["gallery"])
     chance_map, chance_rank1 = chance_scores(q_pids, g_pids, q_camids, g_camids)
     surrogate = test.get("transfer_from") if test.checklist else None
-    store = open_store(out + ".state", _state_settings(cfg, weights, run, surrogate, loaders, device),
-                       resume=resume)
+    store = _open_store(out + ".state", _state_settings(cfg, weights, run, surrogate, loaders, device),
+                        resume, share)
+    if not share.alone:
+        print(f"{share.world} processes: process r attacks the query batches b with b % "
+              f"{share.world} == r; process 0 ranks and writes")
     saved_so_far = (f"the evaluation state {store.folder} holds every piece finished so far",
                     "rerun the same command with --resume")
     with store, on_fault(store.folder, lambda: saved_so_far):
         transfer = _transfer(cfg, surrogate, kinds, loaders["query"], device,
-                             store) if surrogate else []
+                             store, share) if surrogate else []
         rows, checks = [], []
         for i, path in enumerate(weights):
             net, meta = load_checkpoint_model(path, cfg.model.name)
@@ -65,10 +81,14 @@ def evaluate(cfg, weights, out, resume=False):
             mine = run + ([] if surrogate and osp.samefile(path, surrogate) else transfer)
             results, rankings = evaluate_robustness(
                 net, loaders["query"], loaders["gallery"], mine, device, seed=cfg.seed,
-                defence=defence, worst_cases=worst, store=store.within(f"model{i}"))
+                defence=defence, worst_cases=worst, store=store.within(f"model{i}"), share=share)
+            if not share.main:
+                continue
             rows.append((name, results, rankings))
             checks.append(run_checks(results, mine, chance_map, kinds, test.eps[0], test.alpha,
                                      test.steps) if test.checklist else None)
+    if not share.main:
+        return None
     settings = {"dataset": cfg.data.sources, "root": cfg.data.root, "weights": list(weights),
                 "input_size": [cfg.data.height, cfg.data.width], "seed": cfg.seed,
                 "attacks": [a.settings() | {"budget": a.budget} for a in attacks],
@@ -81,6 +101,23 @@ def evaluate(cfg, weights, out, resume=False):
     store.finish()
     print(table + f"written: {out}.json, {out}.md")
     return rows
+
+
+def _open_store(folder, settings, resume, share):
+    """``open_store`` by process 0 (it checks, clears and creates the folder), then shared; a
+    refusal is every process's one line."""
+    if share.alone:
+        return open_store(folder, settings, resume=resume)
+    store, refusal = None, None
+    if share.main:
+        try:
+            store = open_store(folder, settings, resume=resume)
+        except NatError as err:
+            refusal = str(err)
+    refusal = share.from_main(refusal)
+    if refusal is not None:
+        raise NatError(refusal)
+    return store or EvalStore(folder, settings)
 
 
 def _state_settings(cfg, weights, attacks, surrogate, loaders, device):
@@ -101,11 +138,12 @@ def _listing(loader):
     return hashlib.sha256(repr([tuple(item[:3]) for item in loader.dataset.data]).encode()).hexdigest()
 
 
-def _transfer(cfg, path, kinds, query_loader, device, store):
+def _transfer(cfg, path, kinds, query_loader, device, store, share):
     """The checklist's transfer attacks crafted on the surrogate checkpoint ``path``."""
     surrogate, meta = load_checkpoint_model(path, cfg.model.name)
     surrogate = surrogate.to(device).eval()
-    guides = clean_features(surrogate, query_loader, device, store, "surrogate.clean_query")[0]
+    guides = shared_pieces(share, [lambda: clean_features(surrogate, query_loader, device, store,
+                                                          "surrogate.clean_query")])[0][0]
     source = METHODS.get(meta.get("method"), osp.splitext(osp.basename(path))[0])
     test = cfg.test
     return transfer_attacks(kinds, test.eps[0], test.alpha, test.steps, surrogate, guides, source)

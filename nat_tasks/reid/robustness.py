@@ -13,7 +13,9 @@ batch is checked against the budget and the [0, 1] box before it is counted. The
 runs on each model's ``Defence`` (``attacks.NatAdaptive``); the worst case per query is
 ``worst_case``. With an ``EvalStore`` (``runtime.eval_store``: ``tools/test_reid.py --resume``)
 the clean features and every attacked query batch are saved as they are computed and read back
-by a resumed run, which then ranks exactly what an uninterrupted run ranks. Intervals resample the per-query AP and Rank-1 hits; two models are compared by a
+by a resumed run, which then ranks exactly what an uninterrupted run ranks; under a launcher
+(``distributed.PieceShare``) the processes compute their shares of the pieces and process 0 ranks
+them all, again as one run. Intervals resample the per-query AP and Rank-1 hits; two models are compared by a
 paired bootstrap of their per-query differences on the same queries. ``write_report`` writes
 Table 12 (Markdown) and every number (JSON) with ``runtime.write_results``.
 """
@@ -26,6 +28,7 @@ from nat_tasks.runtime import markdown_table, write_results
 from nat_tasks.runtime.eval_store import EvalStore
 from nat_tasks.runtime.seeding import batch_seed
 
+from .distributed import ALONE
 from .ranking import extract_features, query_ranking
 from .worst_case import worst_ranking
 
@@ -34,21 +37,24 @@ TOLERANCE = 1e-5  # of the budget and box checks, in [0, 1] pixels
 
 
 def attacked_query_features(net, query_loader, attack, guide_feats, guide_pids, device, seed=0,
-                            store=EvalStore()):
+                            store=EvalStore(), share=ALONE):
     """Features of every query image after ``attack``, batch ``b`` seeded ``batch_seed(seed, b)``
     (guides: the clean query features of the model the attack is crafted on); each batch is a
-    piece of ``store``, so a batch an earlier run finished is read back, not attacked again."""
+    piece of ``store``, so a batch an earlier run finished is read back, not attacked again.
+    Sharded (``share`` of several processes): only this process's batches, saved; ``None``."""
     guide_feats, guide_pids = guide_feats.to(device), torch.as_tensor(guide_pids, device=device)
     feats, start, column = [], 0, _column_key(attack)
     for b, data in enumerate(query_loader):
         x = data["img"]
         index = torch.arange(start, start + len(x), device=device)
         start += len(x)
+        if not share.mine(b):
+            continue
         feats.append(store.cached(f"{column}.batch{b}", lambda: attack_batch(
             net, attack, x.to(device), index, guide_feats, guide_pids, batch_seed(seed, b))))
         store.stop_point(f"after query batch {b + 1} of {len(query_loader)} under "
                          f"{attack.describe()}")
-    return torch.cat(feats)
+    return torch.cat(feats) if share.alone else None
 
 
 def _column_key(attack):
@@ -61,6 +67,18 @@ def clean_features(net, loader, device, store=EvalStore(), key="clean"):
     saved = store.cached(key, lambda: dict(zip(("feats", "pids", "camids"), map(
         torch.as_tensor, extract_features(net.embed, loader, device)))))
     return saved["feats"], saved["pids"].numpy(), saved["camids"].numpy()
+
+
+def shared_pieces(share, computes):
+    """The values of ``computes`` (each reads or computes and saves one store piece): sharded,
+    piece ``n`` is computed by its process, then every process reads every piece back."""
+    if share.alone:
+        return [compute() for compute in computes]
+    for n, compute in enumerate(computes):
+        if share.mine(n):
+            compute()
+    share.sync()
+    return [compute() for compute in computes]  # all saved: read back
 
 
 def attack_batch(net, attack, x, index, guide_feats, guide_pids, seed):
@@ -99,15 +117,22 @@ def column(results, attack):
 
 
 def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, *, seed=0,
-                        defence=None, worst_cases=(), log=print, store=EvalStore()):
+                        defence=None, worst_cases=(), log=print, store=EvalStore(), share=ALONE):
     """``(results, rankings)``: ``results = {'clean': scores, '<kind>': {'<budget>': scores}}``
     (JSON-ready: mAP, rank1, cmc, n, intervals; the worst cases under ``'worst'``);
     ``rankings[attack or CLEAN or worst case]`` the per-query ``Ranking`` behind each score, for
     paired comparisons. ``defence``: the model's ``attacks.Defence`` for the adaptive attacks
     (``None``: no nasty term, an adaptive attack is then its base); ``worst_cases``:
     ``worst_case.WorstCase`` columns over attacks in ``attacks``; ``store``: where the clean
-    features and attacked batches of this model are kept (``runtime.eval_store``)."""
+    features and attacked batches of this model are kept (``runtime.eval_store``). Sharded
+    (``share`` of several processes, a store on disk): each process computes its pieces, then
+    process 0 reads every piece back and ranks as one process; the others return ``(None, None)``."""
     net.eval()
+    if not share.alone:
+        _compute_share(net, query_loader, gallery_loader, attacks, device, seed, defence, store,
+                       share)
+        if not share.main:
+            return None, None
     qf, q_pids, q_camids = clean_features(net, query_loader, device, store, "clean_query")
     gf, g_pids, g_camids = clean_features(net, gallery_loader, device, store, "clean_gallery")
     store.stop_point("after the clean features")
@@ -119,15 +144,33 @@ def evaluate_robustness(net, query_loader, gallery_loader, attacks, device, *, s
         if runner is not attack and runner in rankings:
             rankings[attack] = rankings[runner]  # the same attack, seeded the same: no rerun
         else:
-            guides = qf if attack.surrogate is None else attack.guide_features
-            adv = attacked_query_features(net, query_loader, runner, guides, q_pids, device, seed,
-                                          store)
+            adv = attacked_query_features(net, query_loader, runner, _guides(attack, qf), q_pids,
+                                          device, seed, store)
             rankings[attack] = query_ranking(adv, gf, q_pids, g_pids, q_camids, g_camids)
         _record(results, attack, rankings[attack], log)
     for worst in worst_cases:
         rankings[worst] = worst_ranking([rankings[CLEAN]] + [rankings[a] for a in worst.attacks])
         _record(results, worst, rankings[worst], log)
     return results, rankings
+
+
+def _compute_share(net, query_loader, gallery_loader, attacks, device, seed, defence, store, share):
+    """This process's pieces of ``evaluate_robustness``: its clean feature set, then its query
+    batches of every attack (with every process's clean query features as guides); returns when
+    every process has saved its pieces."""
+    (qf, q_pids, _), _ = shared_pieces(share, [
+        lambda: clean_features(net, query_loader, device, store, "clean_query"),
+        lambda: clean_features(net, gallery_loader, device, store, "clean_gallery")])
+    store.stop_point("after the clean features")
+    for attack in attacks:  # a runner shared by two columns: its batches are read back the second time
+        attacked_query_features(net, query_loader, attack.against(defence), _guides(attack, qf),
+                                q_pids, device, seed, store, share)
+    share.sync()
+
+
+def _guides(attack, qf):
+    """The clean query features ``attack`` takes its guides from: the model's, or its surrogate's."""
+    return qf if attack.surrogate is None else attack.guide_features
 
 
 def _record(results, column, ranking, log):

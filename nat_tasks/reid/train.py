@@ -16,7 +16,7 @@ from mmengine.dist import is_main_process
 
 from nat_tasks.core.checkpoint import remove_temporaries, safe_load
 from nat_tasks.core.errors import NatError
-from nat_tasks.runtime import console, resolve_device, seed_everything
+from nat_tasks.runtime import console, seed_everything
 from nat_tasks.runtime.amp import amp_dtype
 from nat_tasks.runtime.distributed import check_launch, process_group
 from nat_tasks.runtime.faults import training_faults
@@ -25,7 +25,7 @@ from .adversary import build_nat_adversary, counterpart_config, nasty_spec, need
 from .attacks import REGISTRY
 from .config import METHODS, method_of
 from .data import build_datamanager, check_dataset
-from .distributed import quiet_unless_main, shard_train_loader, wrap_model
+from .distributed import process_device, quiet_unless_main, shard_train_loader, wrap_model
 from .engine import LATEST, AdversarialTripletEngine
 from .model import build_reid_model
 
@@ -94,10 +94,8 @@ def build_engine(cfg, method, spec=None):
     """The ``AdversarialTripletEngine`` of a config; ``spec``: the ``NastySpec`` of AMD&NAT."""
     from torchreid.reid import optim
 
-    device = resolve_device(cfg.device)
+    device = process_device(cfg)
     launched = cfg.get("launcher", "none") != "none"
-    if launched and device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())  # LOCAL_RANK's (check_launch)
     amp = amp_dtype(device.type, cfg.train.get("amp_dtype")) if cfg.train.get("amp") else None
     datamanager = build_datamanager(cfg, use_gpu=device.type == "cuda")
     num_classes = datamanager.num_train_pids

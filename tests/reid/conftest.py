@@ -8,10 +8,12 @@ import contextlib
 import importlib.util
 import io
 import os
+import signal
 
 import pytest
 import torch
 
+import nat_tasks.reid.robustness as robustness
 from nat_tasks.reid.config import config_file, reid_config
 from nat_tasks.reid.synthetic import write_market_tree
 
@@ -96,3 +98,23 @@ def nat_run(market_root, tmp_path_factory, train_reid):
         train_reid(_tiny_args(market_root, work_dir, "--nat", "--epochs", 1,
                               "--adversary-precision", "bfloat16"))
     return work_dir, output.getvalue()
+
+
+@pytest.fixture
+def counted_batches(monkeypatch):
+    """Attacked query batches computed (not read back); ``calls['kill_at']``: send this process a
+    SIGTERM during that call."""
+    calls = {"n": 0, "kill_at": None}
+    attack_batch = robustness.attack_batch
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["kill_at"]:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-batch: the batch still finishes
+        return attack_batch(*args, **kwargs)
+
+    monkeypatch.setattr(robustness, "attack_batch", counting)
+    # if the evaluation did not take SIGTERM over, it must not end the test session
+    before = signal.signal(signal.SIGTERM, lambda *_: None)
+    yield calls
+    signal.signal(signal.SIGTERM, before)

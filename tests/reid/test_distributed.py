@@ -184,7 +184,7 @@ def test_the_nat_adversary_stays_outside_ddp(market_root, nat_config, tmp_path, 
 
 @pytest.mark.parametrize("extra, message", [
     (["--launcher", "pytorch"], "--launcher pytorch runs under torchrun"),
-    (["--demo", "--launcher", "pytorch"], "the demo and --eval-only run in one"),
+    (["--demo", "--launcher", "pytorch"], "the demo runs in one"),
     (["--launcher", "pytorch", "--device", "cuda:1"], "each process uses the GPU of its LOCAL_RANK"),
 ])
 def test_launcher_mistakes_are_one_line(extra, message, train_reid, capsys):

@@ -3,12 +3,10 @@
 continued with the same settings."""
 import json
 import os
-import signal
 
 import pytest
 import torch
 
-import nat_tasks.reid.robustness as robustness
 from nat_tasks.core.errors import NatError
 from nat_tasks.reid.config import config_file
 from nat_tasks.runtime.eval_store import open_store
@@ -16,26 +14,6 @@ from nat_tasks.runtime.preemption import PREEMPTED_EXIT
 
 # SMA draws a random start: a resumed batch must draw what it drew in one run. Batches of 4 queries.
 ATTACK = ["--attack", "sma", "--attack-steps", 2, "--batch-size", 4, "--num-instances", 4]
-
-
-@pytest.fixture
-def counted_batches(monkeypatch):
-    """Attacked query batches computed (not read back); ``calls['kill_at']``: send this process a
-    SIGTERM during that call."""
-    calls = {"n": 0, "kill_at": None}
-    attack_batch = robustness.attack_batch
-
-    def counting(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == calls["kill_at"]:
-            os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-batch: the batch still finishes
-        return attack_batch(*args, **kwargs)
-
-    monkeypatch.setattr(robustness, "attack_batch", counting)
-    # if the evaluation did not take SIGTERM over, it must not end the test session
-    before = signal.signal(signal.SIGTERM, lambda *_: None)
-    yield calls
-    signal.signal(signal.SIGTERM, before)
 
 
 def test_stopped_and_resumed_gives_the_uninterrupted_numbers(
