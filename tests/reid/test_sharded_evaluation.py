@@ -39,6 +39,15 @@ def test_each_process_attacks_its_batches_as_one_process_does(tmp_path):
             assert torch.equal(features, one[2 * b:2 * b + 2]), name
 
 
+def assert_same_pieces(one, other):
+    """Two evaluation states hold the same pieces, bit for bit; returns their names."""
+    saved_one, saved_other = pieces(one), pieces(other)
+    assert saved_other.keys() == saved_one.keys()
+    for name, tensors in saved_one.items():
+        assert all(torch.equal(a, b) for a, b in zip(tensors, saved_other[name], strict=True)), name
+    return list(saved_one)
+
+
 @pytest.fixture
 def common(market_root, vanilla_checkpoint):
     """SMA (a random start per batch) at one budget, batches of 4 queries: several batches."""
@@ -65,10 +74,8 @@ def test_two_processes_report_the_numbers_of_one(common, test_reid, torchrun, co
     two = json.loads((tmp_path / "two.json").read_text())
     assert set(two["models"][0]["results"]) == {"clean", "sma", "worst"}
     assert two["models"] == one["models"]  # every mAP / Rank-1, interval and the worst case
-    saved_one, saved_two = pieces(tmp_path / "one.state"), pieces(tmp_path / "two.state")
-    assert saved_two.keys() == saved_one.keys() and len(saved_one) == 2 + counted_batches["n"]
-    for name, tensors in saved_one.items():  # the same pieces, bit for bit
-        assert all(torch.equal(a, b) for a, b in zip(tensors, saved_two[name])), name
+    assert len(assert_same_pieces(tmp_path / "one.state", tmp_path / "two.state")) \
+        == 2 + counted_batches["n"]  # the clean features and every batch
 
 
 def test_a_sharded_run_resumes_a_stopped_one(common, test_reid, torchrun, counted_batches,
@@ -81,9 +88,10 @@ def test_a_sharded_run_resumes_a_stopped_one(common, test_reid, torchrun, counte
     assert stopped.value.code == PREEMPTED_EXIT
     capsys.readouterr()
     log = torchrun("test_reid", *common, *out, "--resume")
-    assert "continuing the evaluation state" in log and "(2 pieces saved" not in log
+    assert log.count("continuing the evaluation state") == 1 and "(4 pieces saved)" in log  # clean, 2 batches
     straight = json.loads((tmp_path / "straight.json").read_text())
     assert json.loads((tmp_path / "run.json").read_text())["models"] == straight["models"]
+    assert_same_pieces(tmp_path / "straight.state", tmp_path / "run.state")
 
 
 @pytest.mark.parametrize("extra, message", [
